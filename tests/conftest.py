@@ -1,0 +1,49 @@
+"""Bake the template once per session and share the result."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cookiecutter.main import cookiecutter
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def bake(output_dir: Path, **answers: Any) -> Path:
+    """Generate a project with ``answers`` over the defaults; return its directory."""
+    return Path(
+        cookiecutter(str(ROOT), no_input=True, output_dir=str(output_dir), extra_context=answers)
+    )
+
+
+def run(
+    args: list[str], cwd: Path, timeout: float = 900, **env: str
+) -> subprocess.CompletedProcess[str]:
+    """Run a command to completion; fail the test with its output if it fails."""
+    result = subprocess.run(
+        args,
+        cwd=cwd,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    if result.returncode != 0:
+        pytest.fail(
+            f"{' '.join(args)} exited {result.returncode}\n"
+            f"--- stdout\n{result.stdout[-8000:]}\n--- stderr\n{result.stderr[-8000:]}"
+        )
+    return result
+
+
+@pytest.fixture(scope="session")
+def default_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The default project, baked and with its locked environment installed."""
+    project = bake(tmp_path_factory.mktemp("default"))
+    run(["make", "install"], cwd=project)
+    return project

@@ -1,0 +1,1 @@
+"""HTTP routes. Each goes through ``services.streams``, never through fastrtc's internals."""

@@ -1,0 +1,101 @@
+"""One JSON error shape for the whole API: ``{"error": <code>, "detail": <text>, ...}``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request, status
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from starlette.exceptions import HTTPException
+
+from ..services.streams import (
+    ConnectionNotReadyError,
+    ResponseNotSupportedError,
+    StreamError,
+    UnknownConnectionError,
+)
+
+
+class ErrorBody(BaseModel):
+    error: str
+    """A stable, machine-readable code, e.g. ``unknown_connection``."""
+    detail: str
+    """What went wrong, for people."""
+    connection_id: str | None = None
+    errors: list[dict[str, Any]] | None = None
+    """For ``invalid_request``: pydantic's list of what failed to validate."""
+
+
+class ApiError(Exception):
+    """An error a route answers with directly."""
+
+    def __init__(
+        self, status_code: int, code: str, detail: str, connection_id: str | None = None
+    ) -> None:
+        super().__init__(detail)
+        self.status_code = status_code
+        self.body = ErrorBody(error=code, detail=detail, connection_id=connection_id)
+
+
+def error_response(status_code: int, body: ErrorBody) -> JSONResponse:
+    return JSONResponse(jsonable_encoder(body, exclude_none=True), status_code=status_code)
+
+
+def responses(*status_codes: int, events: bool = False) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses=`` entry for the error statuses a route may answer (422 included).
+
+    Errors are JSON even on a route whose success is an event stream (``events=True``).
+    """
+    json_error = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
+    entry: dict[str, Any] = {"content": json_error} if events else {"model": ErrorBody}
+    return {code: entry for code in (*status_codes, 422)}
+
+
+_STREAM_ERRORS: dict[type[StreamError], tuple[int, str]] = {
+    UnknownConnectionError: (status.HTTP_404_NOT_FOUND, "unknown_connection"),
+    ConnectionNotReadyError: (status.HTTP_409_CONFLICT, "connection_not_ready"),
+    ResponseNotSupportedError: (status.HTTP_409_CONFLICT, "response_not_supported"),
+}
+
+
+async def _stream_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StreamError)
+    status_code, code = _STREAM_ERRORS.get(type(exc), (status.HTTP_400_BAD_REQUEST, "bad_request"))
+    connection_id = getattr(exc, "connection_id", None)
+    return error_response(
+        status_code, ErrorBody(error=code, detail=str(exc), connection_id=connection_id)
+    )
+
+
+async def _api_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ApiError)
+    return error_response(exc.status_code, exc.body)
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    problems = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors()]
+    where = "; ".join(f"{'.'.join(map(str, p['loc']))}: {p['msg']}" for p in problems)
+    return error_response(
+        status.HTTP_422_UNPROCESSABLE_CONTENT,
+        ErrorBody(error="invalid_request", detail=where, errors=problems),
+    )
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, HTTPException)
+    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+    response = error_response(exc.status_code, ErrorBody(error=code, detail=str(exc.detail)))
+    if exc.headers:
+        response.headers.update(exc.headers)
+    return response
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(ApiError, _api_error)
+    app.add_exception_handler(StreamError, _stream_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(HTTPException, _http_error)

@@ -1,0 +1,43 @@
+"""The ASGI app: the stream's own routes, the connection API, and the Gradio UI."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import cast
+
+import gradio as gr
+from fastapi import FastAPI
+from fastapi.responses import RedirectResponse
+
+from .api import connections, errors, health
+from .services.streams import StreamService
+from .settings import Settings, get_settings
+from .stream import build_stream
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    logging.basicConfig(level=settings.log_level.upper())
+    stream = build_stream(settings)
+    streams = StreamService(stream)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        await streams.close_all()
+
+    app = FastAPI(title=settings.title, lifespan=lifespan)
+    app.state.settings = settings
+    app.state.streams = streams
+    errors.install(app)
+    stream.mount(app, tags=["webrtc"])
+    app.include_router(connections.router)
+    app.include_router(health.router)
+
+    @app.get("/", include_in_schema=False)
+    async def index() -> RedirectResponse:
+        return RedirectResponse(url=f"{settings.ui_path}/")
+
+    return cast(FastAPI, gr.mount_gradio_app(app, stream.ui, path=settings.ui_path))

@@ -1,0 +1,197 @@
+"""A real WebRTC client of the app (aiortc): for tests, load tests and smoke checks.
+
+It connects the way a browser does, through either door of the app:
+
+- ``Door.API``: ``POST /webrtc/offer``;
+- ``Door.UI``: the Gradio UI's ``<ui>/gradio_api/component_server/`` with ``fn_name`` "offer".
+
+It sends a steady tone and counts the audio it gets back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import math
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from fractions import Fraction
+from typing import Any
+
+import httpx
+import numpy as np
+from aiortc import MediaStreamTrack, RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc.mediastreams import MediaStreamError
+from av import AudioFrame
+
+SAMPLE_RATE = 48_000
+FRAME_SAMPLES = 960  # 20 ms
+
+
+class Door(StrEnum):
+    API = "api"
+    UI = "ui"
+
+
+class OfferRefused(RuntimeError):
+    """The app answered the offer with a failure instead of an SDP answer."""
+
+    def __init__(self, reply: Any) -> None:
+        super().__init__(f"offer refused: {reply}")
+        self.reply = reply
+
+
+def new_connection_id() -> str:
+    """An unguessable id: whoever knows it can reach the connection."""
+    return secrets.token_urlsafe(16)
+
+
+class ToneTrack(MediaStreamTrack):
+    """A microphone that plays a sine tone, paced in real time."""
+
+    kind = "audio"
+
+    def __init__(self, hz: float = 440.0, amplitude: float = 0.3) -> None:
+        super().__init__()
+        self.hz = hz
+        self.amplitude = amplitude
+        self._pts = 0
+        self._start: float | None = None
+
+    async def recv(self) -> AudioFrame:
+        if self.readyState != "live":
+            raise MediaStreamError
+        if self._start is None:
+            self._start = time.monotonic()
+        delay = self._start + self._pts / SAMPLE_RATE - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        t = (np.arange(FRAME_SAMPLES) + self._pts) / SAMPLE_RATE
+        wave = self.amplitude * 32767 * np.sin(2 * math.pi * self.hz * t)
+        frame = AudioFrame.from_ndarray(
+            wave.astype(np.int16).reshape(1, -1), format="s16", layout="mono"
+        )
+        frame.sample_rate = SAMPLE_RATE
+        frame.pts = self._pts
+        frame.time_base = Fraction(1, SAMPLE_RATE)
+        self._pts += FRAME_SAMPLES
+        return frame
+
+
+async def wait_until(condition: Callable[[], object], within: float = 10.0) -> None:
+    """Poll ``condition`` (plain or async) until it is true; ``TimeoutError`` after ``within`` s."""
+    async with asyncio.timeout(within):
+        while True:
+            result = condition()
+            if inspect.isawaitable(result):
+                result = await result
+            if result:
+                return
+            await asyncio.sleep(0.02)
+
+
+def rms_dbfs(samples: np.ndarray[Any, Any]) -> float:
+    rms = float(np.sqrt(np.mean(np.square(samples.astype(np.float64) / 32768.0))))
+    return max(-120.0, 20.0 * math.log10(rms)) if rms > 0 else -120.0
+
+
+@dataclass
+class Peer:
+    """One connection to the app, seen from the client side."""
+
+    connection_id: str
+    pc: RTCPeerConnection
+    frames_received: int = 0
+    last_level_dbfs: float = -120.0
+    messages: list[str] = field(default_factory=list)
+    _receiver: asyncio.Task[None] | None = None
+
+    @property
+    def state(self) -> str:
+        return str(self.pc.connectionState)
+
+    async def wait_connected(self, within: float = 10.0) -> None:
+        def connected() -> bool:
+            if self.pc.connectionState in ("failed", "closed"):
+                raise ConnectionError(f"peer {self.connection_id} {self.pc.connectionState}")
+            return self.pc.connectionState == "connected"
+
+        await wait_until(connected, within)
+
+    async def wait_frames(self, count: int, within: float = 10.0) -> None:
+        """Wait until ``count`` more audio frames have come back."""
+        target = self.frames_received + count
+        await wait_until(lambda: self.frames_received >= target, within)
+
+    async def close(self) -> None:
+        await self.pc.close()
+        if self._receiver is not None:
+            self._receiver.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._receiver
+
+    async def _receive(self, track: MediaStreamTrack) -> None:
+        with contextlib.suppress(MediaStreamError):
+            while True:
+                frame = await track.recv()
+                assert isinstance(frame, AudioFrame)
+                self.frames_received += 1
+                self.last_level_dbfs = rms_dbfs(frame.to_ndarray())
+
+
+async def ui_component_id(http: httpx.AsyncClient, ui_path: str = "/ui") -> int:
+    """The id of the UI's WebRTC component, which the UI's offers name."""
+    config = (await http.get(f"{ui_path}/config")).raise_for_status().json()
+    return next(int(c["id"]) for c in config["components"] if c.get("type") == "webrtc")
+
+
+async def connect(
+    http: httpx.AsyncClient,
+    door: Door,
+    *,
+    ui_path: str = "/ui",
+    connection_id: str | None = None,
+    hz: float = 440.0,
+    audio: bool = True,
+) -> Peer:
+    """Offer a new connection through ``door`` and return once the answer is applied.
+
+    ``http`` has the app's base URL. Call ``wait_connected`` on the result to wait for ICE.
+    With ``audio=False`` the peer offers only its data channel, so no media ever starts.
+    """
+    pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    peer = Peer(connection_id or new_connection_id(), pc)
+    channel = pc.createDataChannel("text")  # fastrtc starts the media once a channel exists
+    channel.on("message", peer.messages.append)
+    if audio:
+        pc.addTrack(ToneTrack(hz))
+
+    @pc.on("track")
+    def on_track(track: MediaStreamTrack) -> None:
+        peer._receiver = asyncio.create_task(peer._receive(track))
+
+    await pc.setLocalDescription(await pc.createOffer())
+    offer = {"sdp": pc.localDescription.sdp, "type": "offer", "webrtc_id": peer.connection_id}
+    try:
+        if door is Door.API:
+            response = await http.post("/webrtc/offer", json=offer)
+        else:
+            body = {
+                "data": offer,
+                "component_id": await ui_component_id(http, ui_path),
+                "fn_name": "offer",
+                "session_hash": secrets.token_hex(8),
+            }
+            response = await http.post(f"{ui_path}/gradio_api/component_server/", json=body)
+        reply = response.raise_for_status().json()
+        if reply.get("type") != "answer":
+            raise OfferRefused(reply)
+        await pc.setRemoteDescription(RTCSessionDescription(sdp=reply["sdp"], type="answer"))
+    except BaseException:
+        await pc.close()
+        raise
+    return peer

@@ -1,0 +1,1 @@
+"""Stream handlers: what the app does with each connection's media."""

@@ -1,0 +1,1 @@
+"""Services the routes and the UI use."""

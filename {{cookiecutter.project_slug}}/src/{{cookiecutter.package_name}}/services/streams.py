@@ -1,0 +1,343 @@
+"""One view of every connection of a FastRTC ``Stream``, wherever fastrtc keeps it.
+
+fastrtc keeps per-connection state on two objects. The ``Stream`` holds the connections made
+through its HTTP API (``POST /webrtc/offer``, ``/websocket/offer``); the Gradio component
+``stream.webrtc_component`` holds the ones made by the browser UI (through
+``<ui>/gradio_api/component_server/``). Each has its own ``pcs``, ``connections``, ``handlers``
+and ``additional_outputs``, so fastrtc's own ``stream.connections``, ``stream.set_input`` and
+``stream.output_stream`` miss every UI connection.
+
+This module is the only one in the app that reads those internals. ``StreamService`` makes the
+pair behave as one stream:
+
+- one listing and one lookup over both objects; an unknown id raises ``UnknownConnectionError``
+  instead of silently creating state;
+- one concurrency limit and one id space for both (fastrtc counts each object on its own, so
+  twice the limit got in, and the same id could be accepted by both);
+- the UI component uses the Stream's server-side ICE/TURN configuration (fastrtc builds it
+  without one);
+- additional outputs reach every subscriber, and a subscription ends when its connection does
+  (fastrtc's ``output_stream`` on a dead id never ends);
+- ``close`` really closes the peer (fastrtc's ``update_connection`` only asks the browser to).
+
+Inputs reach a handler in the shape the Gradio UI gives them, whatever the path:
+``handler.latest_args == ["__webrtc_value__", connection_id, *inputs]``; see ``handler_inputs``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Literal, cast
+
+from aiortc import RTCPeerConnection
+from fastapi.responses import JSONResponse
+from fastrtc import AdditionalOutputs, ReplyOnPause, Stream
+from fastrtc.webrtc_connection_mixin import WebRTCConnectionMixin
+from fastrtc.websocket import WebSocketHandler
+from pydantic import BaseModel, ConfigDict
+
+logger = logging.getLogger(__name__)
+
+OutputsCallback = Callable[[AdditionalOutputs], None]
+ConnectionState = Literal["new", "connecting", "connected", "closed", "failed"]
+
+
+class Source(StrEnum):
+    """Where a connection was made."""
+
+    API = "api"
+    """``POST /webrtc/offer`` on the app."""
+    UI = "ui"
+    """The Gradio UI (``<ui>/gradio_api/component_server/``)."""
+    WEBSOCKET = "websocket"
+    """``/websocket/offer`` on the app."""
+
+
+class ConnectionInfo(BaseModel):
+    """A connection as the rest of the app sees it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    source: Source
+    state: ConnectionState
+
+
+class StreamError(Exception):
+    """Base class of the errors this module raises."""
+
+
+class UnknownConnectionError(StreamError, LookupError):
+    """No live connection has this id."""
+
+    def __init__(self, connection_id: str) -> None:
+        super().__init__(f"unknown connection: {connection_id!r}")
+        self.connection_id = connection_id
+
+
+class ConnectionNotReadyError(StreamError):
+    """The connection exists but its media has not started, so it has no handler to reach yet."""
+
+    def __init__(self, connection_id: str) -> None:
+        super().__init__(f"connection {connection_id!r} has no media track yet")
+        self.connection_id = connection_id
+
+
+class ResponseNotSupportedError(StreamError):
+    """The connection's handler cannot be asked to respond now."""
+
+    def __init__(self, connection_id: str, reason: str) -> None:
+        super().__init__(f"connection {connection_id!r} cannot respond: {reason}")
+        self.connection_id = connection_id
+        self.reason = reason
+
+
+def handler_inputs(latest_args: Sequence[Any]) -> list[Any]:
+    """The inputs last set on a handler, without fastrtc's prefix.
+
+    Whichever path set them (the Gradio UI or ``StreamService.set_input``), fastrtc stores them
+    on the handler as ``["__webrtc_value__", connection_id, *inputs]``.
+    """
+    return list(latest_args[2:])
+
+
+@dataclass
+class _Outputs:
+    """Fan-out of one connection's additional outputs to any number of subscribers."""
+
+    buffer: int
+    latest: AdditionalOutputs | None = None
+    subscribers: set[asyncio.Queue[AdditionalOutputs | None]] = field(default_factory=set)
+
+    def publish(self, outputs: AdditionalOutputs) -> None:
+        self.latest = outputs
+        for queue in self.subscribers:
+            if queue.full():  # a slow reader loses its oldest item, never memory
+                queue.get_nowait()
+            queue.put_nowait(outputs)
+
+    def subscribe(self) -> asyncio.Queue[AdditionalOutputs | None]:
+        queue: asyncio.Queue[AdditionalOutputs | None] = asyncio.Queue(self.buffer)
+        self.subscribers.add(queue)
+        return queue
+
+    def end(self) -> None:
+        for queue in self.subscribers:
+            if queue.full():
+                queue.get_nowait()
+            queue.put_nowait(None)
+
+
+class StreamService:
+    """Every connection of one ``Stream``, API and UI alike, through one typed interface.
+
+    Build it once, right after the ``Stream``, before the app serves anything: it installs
+    admission control and output fan-out on both of fastrtc's connection owners.
+    """
+
+    def __init__(self, stream: Stream, *, output_buffer: int = 64) -> None:
+        self._stream = stream
+        self._owners: dict[Source, WebRTCConnectionMixin] = {
+            Source.API: stream,
+            Source.UI: stream.webrtc_component,
+        }
+        self._output_buffer = output_buffer
+        self._outputs: dict[str, _Outputs] = {}
+        # fastrtc builds the UI component without the Stream's server-side ICE configuration.
+        stream.webrtc_component.server_rtc_configuration = stream.server_rtc_configuration
+        stream.webrtc_component.allow_extra_tracks = stream.allow_extra_tracks
+        for source, owner in self._owners.items():
+            self._install(source, owner)
+
+    @property
+    def concurrency_limit(self) -> int:
+        return cast(int, self._stream.concurrency_limit)
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def list_connections(self) -> list[ConnectionInfo]:
+        """Every connection, API and UI, in the order they were offered."""
+        found: list[ConnectionInfo] = []
+        for source, owner in self._owners.items():
+            for connection_id, pc in list(owner.pcs.items()):
+                found.append(ConnectionInfo(id=connection_id, source=source, state=_state(pc)))
+        for connection_id in self._websocket_ids():
+            found.append(
+                ConnectionInfo(id=connection_id, source=Source.WEBSOCKET, state="connected")
+            )
+        return found
+
+    def get(self, connection_id: str) -> ConnectionInfo:
+        """One connection; ``UnknownConnectionError`` if no live connection has this id."""
+        source, owner = self._locate(connection_id)
+        if source is Source.WEBSOCKET:
+            return ConnectionInfo(id=connection_id, source=source, state="connected")
+        return ConnectionInfo(
+            id=connection_id, source=source, state=_state(owner.pcs[connection_id])
+        )
+
+    def __contains__(self, connection_id: object) -> bool:
+        return isinstance(connection_id, str) and self._find(connection_id) is not None
+
+    def __len__(self) -> int:
+        return sum(len(owner.pcs) for owner in self._owners.values()) + len(self._websocket_ids())
+
+    # -- per-connection operations -------------------------------------------------------
+
+    def set_input(self, connection_id: str, *inputs: Any) -> None:
+        """Hand ``inputs`` to the connection's handler, as the Gradio UI's input components do."""
+        _, owner = self._locate(connection_id)
+        if not owner.connections.get(connection_id):
+            raise ConnectionNotReadyError(connection_id)
+        owner.set_input(connection_id, connection_id, *inputs)
+
+    async def trigger_response(self, connection_id: str, *inputs: Any) -> None:
+        """Ask a pause-detecting handler to respond now, as if the speaker had paused."""
+        _, owner = self._locate(connection_id)
+        handler = owner.handlers.get(connection_id)
+        if not isinstance(handler, ReplyOnPause):
+            raise ResponseNotSupportedError(connection_id, "the handler does not detect pauses")
+        buffered = handler.state.stream
+        if buffered is None or buffered.size == 0:
+            raise ResponseNotSupportedError(connection_id, "no speech has been received yet")
+        if inputs:
+            self.set_input(connection_id, *inputs)
+        handler.trigger_response()
+
+    def latest_output(self, connection_id: str) -> AdditionalOutputs | None:
+        """The last additional output of the connection, or ``None`` if it has emitted none."""
+        self._locate(connection_id)
+        outputs = self._outputs.get(connection_id)
+        return outputs.latest if outputs else None
+
+    def subscribe(self, connection_id: str) -> AsyncIterator[AdditionalOutputs]:
+        """Every additional output the connection emits from now on, until it closes.
+
+        The lookup happens now, so an unknown id fails before anything is streamed.
+        """
+        self._locate(connection_id)
+        queue = self._outputs_of(connection_id).subscribe()
+        return self._drain(connection_id, queue)
+
+    async def close(self, connection_id: str) -> None:
+        """Close the connection's peer and release everything fastrtc holds for it."""
+        source, owner = self._locate(connection_id)
+        if source is Source.WEBSOCKET:
+            handler = cast(WebSocketHandler, owner.connections[connection_id][0])
+            if handler.websocket is not None:
+                await handler.websocket.close()
+            owner.clean_up(connection_id)
+            return
+        pc = owner.pcs[connection_id]
+        await pc.close()
+        # What fastrtc does when it sees the peer closed; done here so the connection is gone
+        # when this returns (fastrtc's own callback runs later and finds nothing left).
+        for track in owner.clean_up(connection_id):
+            track.stop()
+
+    async def close_all(self) -> None:
+        """Close every connection, e.g. when the app shuts down."""
+        for info in self.list_connections():
+            if info.id in self:
+                await self.close(info.id)
+
+    # -- internals -----------------------------------------------------------------------
+
+    def _find(self, connection_id: str) -> tuple[Source, WebRTCConnectionMixin] | None:
+        for source, owner in self._owners.items():
+            if connection_id in owner.pcs:
+                return source, owner
+        if connection_id in self._websocket_ids():
+            return Source.WEBSOCKET, self._stream
+        return None
+
+    def _locate(self, connection_id: str) -> tuple[Source, WebRTCConnectionMixin]:
+        found = self._find(connection_id)
+        if found is None:
+            raise UnknownConnectionError(connection_id)
+        return found
+
+    def _websocket_ids(self) -> list[str]:
+        # Websocket connections are recorded only in Stream.connections, never in pcs.
+        return [
+            connection_id
+            for connection_id, tracks in list(self._stream.connections.items())
+            if tracks and isinstance(tracks[0], WebSocketHandler)
+        ]
+
+    def _outputs_of(self, connection_id: str) -> _Outputs:
+        outputs = self._outputs.get(connection_id)
+        if outputs is None:
+            outputs = self._outputs[connection_id] = _Outputs(self._output_buffer)
+        return outputs
+
+    async def _drain(
+        self, connection_id: str, queue: asyncio.Queue[AdditionalOutputs | None]
+    ) -> AsyncIterator[AdditionalOutputs]:
+        try:
+            while (item := await queue.get()) is not None:
+                yield item
+        finally:
+            outputs = self._outputs.get(connection_id)
+            if outputs is not None:
+                outputs.subscribers.discard(queue)
+
+    def _refusal(self, connection_id: str) -> dict[str, Any] | None:
+        """Why an offer for ``connection_id`` must be refused, in fastrtc's own terms."""
+        if self._find(connection_id) is not None or any(
+            connection_id in owner.connections for owner in self._owners.values()
+        ):
+            return {"error": "connection_already_exists"}
+        if len(self) >= self.concurrency_limit:
+            return {"error": "concurrency_limit_reached", "limit": self.concurrency_limit}
+        return None
+
+    def _install(self, source: Source, owner: WebRTCConnectionMixin) -> None:
+        """Wrap the three fastrtc methods through which connections come, emit and go."""
+        handle_offer = cast(
+            Callable[[dict[str, Any], OutputsCallback], Awaitable[Any]], owner.handle_offer
+        )
+        set_additional_outputs = owner.set_additional_outputs
+        clean_up = owner.clean_up
+
+        async def admitted_offer(body: dict[str, Any], set_outputs: OutputsCallback) -> Any:
+            # Offers are admitted against both owners at once; ICE candidates pass through.
+            if body.get("type") == "offer" and isinstance(body.get("webrtc_id"), str):
+                refusal = self._refusal(body["webrtc_id"])
+                if refusal is not None:
+                    logger.warning("offer %s refused: %s", body["webrtc_id"], refusal["error"])
+                    return JSONResponse({"status": "failed", "meta": refusal})
+            return await handle_offer(body, set_outputs)
+
+        def fanned_out_outputs(connection_id: str) -> OutputsCallback:
+            # Gradio's own output listener reads the UI component's queue, so the UI keeps it.
+            forward = set_additional_outputs(connection_id) if source is Source.UI else None
+
+            def publish(outputs: AdditionalOutputs) -> None:
+                if connection_id in self:
+                    self._outputs_of(connection_id).publish(outputs)
+                if forward is not None:
+                    forward(outputs)
+
+            return publish
+
+        def cleaned_up(connection_id: str) -> Any:
+            tracks = clean_up(connection_id)
+            outputs = self._outputs.pop(connection_id, None)
+            if outputs is not None:
+                outputs.end()
+            return tracks
+
+        # Instance attributes shadow the methods for this stream only; fastrtc calls them
+        # through ``self``, so every path (HTTP, UI, websocket) goes through these wrappers.
+        owner.handle_offer = admitted_offer  # type: ignore[method-assign]
+        owner.set_additional_outputs = fanned_out_outputs  # type: ignore[method-assign,assignment]
+        owner.clean_up = cleaned_up  # type: ignore[method-assign,assignment]
+
+
+def _state(pc: RTCPeerConnection) -> ConnectionState:
+    return cast(ConnectionState, pc.connectionState)

@@ -1,0 +1,55 @@
+"""Settings, read from the environment (prefix ``APP_``) and from an optional ``.env`` file."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class IceServer(BaseModel):
+    """One STUN or TURN server, as a browser's ``RTCPeerConnection`` takes it."""
+
+    urls: str | list[str]
+    username: str | None = None
+    credential: str | None = None
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="APP_", env_file=".env", extra="ignore")
+
+    title: str = {{ cookiecutter.project_name | tojson }}
+    """Shown in the UI and the API docs."""
+    host: str = "127.0.0.1"
+    """Interface to bind; ``0.0.0.0`` in the container."""
+    port: int = Field(default=7860, ge=1, le=65535)
+    ui_path: str = "/ui"
+    """Where the Gradio UI is mounted; ``/`` redirects there."""
+    concurrency_limit: int = Field(default=10, ge=1)
+    """Most connections at once, UI and API together."""
+    time_limit: float | None = Field(default=None, gt=0)
+    """Seconds after which a connection is closed; unset for no limit."""
+    ice_servers: list[IceServer] = Field(default_factory=list)
+    """STUN/TURN servers for browser and server alike, as JSON, e.g.
+    ``[{"urls": "turn:turn.example.com:3478", "username": "u", "credential": "p"}]``.
+    Empty: host candidates only, enough on one machine or a LAN."""
+    log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
+
+    @field_validator("ui_path")
+    @classmethod
+    def _ui_path_is_a_path(cls, value: str) -> str:
+        path = "/" + value.strip("/")
+        if path == "/":
+            raise ValueError("ui_path must not be '/': the API lives there")
+        return path
+
+    def rtc_configuration(self) -> dict[str, Any]:
+        """The ``RTCConfiguration`` both peers use, as fastrtc takes it."""
+        return {"iceServers": [server.model_dump(exclude_none=True) for server in self.ice_servers]}
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

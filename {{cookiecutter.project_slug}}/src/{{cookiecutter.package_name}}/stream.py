@@ -1,0 +1,38 @@
+"""The fastrtc ``Stream``: the handler, its media settings and its Gradio UI."""
+
+from __future__ import annotations
+
+import gradio as gr
+from fastrtc import Stream
+
+from .handlers.echo import EchoHandler, Input, Stats
+from .settings import Settings
+
+
+def show_stats(frames: float | None, level: float | None, stats: Stats) -> tuple[int, float]:
+    """Map the handler's ``Stats`` onto the UI's output components."""
+    return stats.frames, round(stats.level_dbfs, 1)
+
+
+def build_stream(settings: Settings) -> Stream:
+    rtc_configuration = settings.rtc_configuration()
+    default = Input()
+    return Stream(
+        handler=EchoHandler(),
+        modality="audio",
+        mode="send-receive",
+        concurrency_limit=settings.concurrency_limit,
+        time_limit=settings.time_limit,
+        rtc_configuration=rtc_configuration,
+        server_rtc_configuration=rtc_configuration,
+        additional_inputs=[
+            gr.Slider(0.0, 4.0, value=default.gain, step=0.1, label="Gain"),
+        ],
+        additional_outputs=[
+            gr.Number(label="Frames echoed", precision=0),
+            gr.Number(label="Level (dBFS)"),
+        ],
+        additional_outputs_handler=show_stats,
+        ui_args={"title": settings.title},
+        verbose=False,
+    )

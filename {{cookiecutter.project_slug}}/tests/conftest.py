@@ -1,0 +1,115 @@
+"""Fixtures: the app in-process (ASGI), real aiortc peers, and the app as a real server."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from {{ cookiecutter.package_name }}.app import create_app
+from {{ cookiecutter.package_name }}.client import Door, Peer, connect
+from {{ cookiecutter.package_name }}.services.streams import StreamService
+from {{ cookiecutter.package_name }}.settings import Settings
+
+Connect = Callable[..., Awaitable[Peer]]
+
+
+@pytest.fixture
+def settings() -> Settings:
+    return Settings(_env_file=None, concurrency_limit=4)  # type: ignore[call-arg]
+
+
+@pytest.fixture
+async def app(settings: Settings) -> AsyncIterator[FastAPI]:
+    app = create_app(settings)
+    yield app
+    await streams_of(app).close_all()
+
+
+def streams_of(app: FastAPI) -> StreamService:
+    streams = app.state.streams
+    assert isinstance(streams, StreamService)
+    return streams
+
+
+@pytest.fixture
+def streams(app: FastAPI) -> StreamService:
+    return streams_of(app)
+
+
+@pytest.fixture
+async def http(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://app") as client:
+        yield client
+
+
+@pytest.fixture
+async def peer(http: httpx.AsyncClient, settings: Settings) -> AsyncIterator[Connect]:
+    """Connect real aiortc peers to the in-process app; each is closed after the test."""
+    opened: list[Peer] = []
+
+    async def open_peer(door: Door, **kwargs: object) -> Peer:
+        new = await connect(http, door, ui_path=settings.ui_path, **kwargs)  # type: ignore[arg-type]
+        opened.append(new)
+        await new.wait_connected()
+        return new
+
+    yield open_peer
+    for p in opened:
+        await p.close()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The app served by ``python -m {{ cookiecutter.package_name }}`` on 127.0.0.1; its base URL."""
+    port = free_port()
+    log = tmp_path_factory.mktemp("server") / "server.log"
+    env = {**os.environ, "APP_HOST": "127.0.0.1", "APP_PORT": str(port), "APP_ICE_SERVERS": "[]"}
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "{{ cookiecutter.package_name }}"],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=Path(__file__).parent,  # no .env from the project directory
+        )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_healthy(base, process, log)
+        yield base
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def wait_until_healthy(base: str, process: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited with {process.returncode}:\n{log.read_text()}")
+        try:
+            if httpx.get(f"{base}/health", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"server not healthy after 60 s:\n{log.read_text()}")

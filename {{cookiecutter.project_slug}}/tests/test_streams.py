@@ -1,0 +1,235 @@
+"""The layer: API-path and UI-path connections through the same functions, with real peers."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+import pytest
+from aioice import stun
+from fastrtc import AdditionalOutputs
+
+from {{ cookiecutter.package_name }}.app import create_app
+from {{ cookiecutter.package_name }}.client import Door, OfferRefused, connect, wait_until
+from {{ cookiecutter.package_name }}.handlers.echo import Stats, stats_from
+from {{ cookiecutter.package_name }}.services.streams import (
+    ConnectionInfo,
+    ConnectionNotReadyError,
+    ResponseNotSupportedError,
+    Source,
+    StreamService,
+    UnknownConnectionError,
+)
+from {{ cookiecutter.package_name }}.settings import IceServer, Settings
+
+from .conftest import Connect
+
+BOTH = [Door.API, Door.UI]
+
+
+async def next_stats(streams: StreamService, connection_id: str) -> Stats:
+    outputs = streams.subscribe(connection_id)
+    async with asyncio.timeout(10):
+        item = await anext(aiter(outputs))
+    assert isinstance(item, AdditionalOutputs)
+    return stats_from(item)
+
+
+async def test_both_doors_are_listed_with_their_source(
+    streams: StreamService, peer: Connect
+) -> None:
+    api = await peer(Door.API)
+    ui = await peer(Door.UI)
+
+    listed = {c.id: c for c in streams.list_connections()}
+
+    assert listed == {
+        api.connection_id: ConnectionInfo(
+            id=api.connection_id, source=Source.API, state="connected"
+        ),
+        ui.connection_id: ConnectionInfo(id=ui.connection_id, source=Source.UI, state="connected"),
+    }
+    assert streams.get(ui.connection_id).source is Source.UI
+    assert len(streams) == 2
+
+
+@pytest.mark.parametrize("door", BOTH)
+async def test_echo_comes_back(streams: StreamService, peer: Connect, door: Door) -> None:
+    client = await peer(door)
+    await client.wait_frames(25)
+    assert client.last_level_dbfs > -20  # the tone, not silence
+
+
+@pytest.mark.parametrize("door", BOTH)
+async def test_input_reaches_the_handler(streams: StreamService, peer: Connect, door: Door) -> None:
+    client = await peer(door)
+    await client.wait_frames(5)
+
+    streams.set_input(client.connection_id, 0.0)
+
+    stats = await next_stats(streams, client.connection_id)
+    assert stats.gain == 0.0
+    await client.wait_frames(25)
+    assert client.last_level_dbfs < -60  # silenced by the handler
+
+
+@pytest.mark.parametrize("door", BOTH)
+async def test_outputs_stream_to_every_subscriber_and_end_on_close(
+    streams: StreamService, peer: Connect, door: Door
+) -> None:
+    client = await peer(door)
+    first = streams.subscribe(client.connection_id)
+    second = streams.subscribe(client.connection_id)
+
+    async with asyncio.timeout(10):
+        a = stats_from(await anext(aiter(first)))
+        b = stats_from(await anext(aiter(second)))
+    assert a.frames == b.frames > 0
+    latest = streams.latest_output(client.connection_id)
+    assert latest is not None
+
+    await streams.close(client.connection_id)
+
+    async with asyncio.timeout(5):
+        rest = [stats_from(item) async for item in first]
+    assert all(s.frames > a.frames for s in rest)
+
+
+@pytest.mark.parametrize("door", BOTH)
+async def test_close_removes_it_everywhere(
+    streams: StreamService, peer: Connect, door: Door
+) -> None:
+    client = await peer(door)
+
+    await streams.close(client.connection_id)
+
+    assert client.connection_id not in streams
+    assert streams.list_connections() == []
+    with pytest.raises(UnknownConnectionError):
+        streams.get(client.connection_id)
+    await wait_until(lambda: client.state == "closed", within=5)
+
+
+@pytest.mark.parametrize("door", BOTH)
+async def test_client_closing_removes_it(streams: StreamService, peer: Connect, door: Door) -> None:
+    client = await peer(door)
+
+    await client.close()
+
+    await wait_until(lambda: client.connection_id not in streams, within=5)
+
+
+async def test_unknown_ids_raise_and_create_nothing(streams: StreamService) -> None:
+    for call in (
+        lambda: streams.get("nope"),
+        lambda: streams.set_input("nope", 1.0),
+        lambda: streams.latest_output("nope"),
+        lambda: streams.subscribe("nope"),
+    ):
+        with pytest.raises(UnknownConnectionError) as caught:
+            call()
+        assert caught.value.connection_id == "nope"
+    with pytest.raises(UnknownConnectionError):
+        await streams.close("nope")
+    with pytest.raises(UnknownConnectionError):
+        await streams.trigger_response("nope")
+    assert "nope" not in streams
+    assert streams.list_connections() == []
+
+
+async def test_trigger_response_needs_a_pause_detecting_handler(
+    streams: StreamService, peer: Connect
+) -> None:
+    client = await peer(Door.UI)
+    with pytest.raises(ResponseNotSupportedError):
+        await streams.trigger_response(client.connection_id)
+
+
+async def test_one_concurrency_limit_for_both_doors(
+    streams: StreamService, peer: Connect, http: httpx.AsyncClient, settings: Settings
+) -> None:
+    assert settings.concurrency_limit == 4
+    for door in (Door.API, Door.UI, Door.API, Door.UI):
+        await peer(door)
+
+    for door in BOTH:
+        with pytest.raises(OfferRefused) as refused:
+            await connect(http, door, ui_path=settings.ui_path)
+        assert refused.value.reply["meta"] == {"error": "concurrency_limit_reached", "limit": 4}
+    assert len(streams) == 4
+
+
+@pytest.mark.parametrize(("first", "second"), [(Door.API, Door.UI), (Door.UI, Door.API)])
+async def test_an_id_is_taken_once_across_doors(
+    streams: StreamService,
+    peer: Connect,
+    http: httpx.AsyncClient,
+    settings: Settings,
+    first: Door,
+    second: Door,
+) -> None:
+    taken = await peer(first)
+
+    with pytest.raises(OfferRefused) as refused:
+        await connect(http, second, ui_path=settings.ui_path, connection_id=taken.connection_id)
+
+    assert refused.value.reply["meta"] == {"error": "connection_already_exists"}
+    assert streams.get(taken.connection_id).source == Source(first.value)
+
+
+async def test_input_before_media_is_refused(streams: StreamService, peer: Connect) -> None:
+    client = await peer(Door.UI, audio=False)
+
+    with pytest.raises(ConnectionNotReadyError):
+        streams.set_input(client.connection_id, 1.0)
+    assert streams.latest_output(client.connection_id) is None
+
+
+class StunServer(asyncio.DatagramProtocol):
+    """Answers STUN binding requests on 127.0.0.1 and counts them."""
+
+    def __init__(self) -> None:
+        self.requests = 0
+        self.transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.DatagramTransport)
+        self.transport = transport
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        request = stun.parse_message(data)
+        if request.message_method != stun.Method.BINDING:
+            return
+        self.requests += 1
+        response = stun.Message(
+            stun.Method.BINDING,
+            stun.Class.RESPONSE,
+            transaction_id=request.transaction_id,
+            attributes={"XOR-MAPPED-ADDRESS": addr},
+        )
+        assert self.transport is not None
+        self.transport.sendto(bytes(response), addr)
+
+
+async def test_server_ice_configuration_applies_to_both_doors() -> None:
+    loop = asyncio.get_running_loop()
+    transport, stun_server = await loop.create_datagram_endpoint(
+        StunServer, local_addr=("127.0.0.1", 0)
+    )
+    port = transport.get_extra_info("sockname")[1]
+    settings = Settings(  # type: ignore[call-arg]
+        _env_file=None, ice_servers=[IceServer(urls=f"stun:127.0.0.1:{port}")]
+    )
+    app = create_app(settings)
+    try:
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://app"
+        ) as http:
+            for door in BOTH:
+                before = stun_server.requests
+                client = await connect(http, door, ui_path=settings.ui_path)
+                await client.close()
+                assert stun_server.requests > before, f"{door} peer did not use the STUN server"
+    finally:
+        await app.state.streams.close_all()
+        transport.close()
