@@ -8,8 +8,9 @@ SLUG = "{{ cookiecutter.project_slug }}"
 def main() -> None:
     print(
         f"\nCreated {SLUG}. Next:\n"
-        f"  cd {SLUG} && make run     # serve the UI and the API on http://127.0.0.1:7860/\n"
-        f"  make test                 # the test suite, with real WebRTC peers\n"
+        f"  cd {SLUG} && make run    (the UI and the API on http://127.0.0.1:7860/)\n"
+        "  make test    (every test, with real WebRTC peers)\n"
+        "  make help    (the other targets)\n"
     )
 
 

@@ -27,7 +27,7 @@ def run(
     result = subprocess.run(
         args,
         cwd=cwd,
-        env={**os.environ, **env},
+        env={**project_environment(), **env},
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -39,6 +39,13 @@ def run(
             f"--- stdout\n{result.stdout[-8000:]}\n--- stderr\n{result.stderr[-8000:]}"
         )
     return result
+
+
+def project_environment() -> dict[str, str]:
+    """This process's environment, less what points at the template's own virtualenv."""
+    return {
+        k: v for k, v in os.environ.items() if k not in {"VIRTUAL_ENV", "UV_PROJECT_ENVIRONMENT"}
+    }
 
 
 @pytest.fixture(scope="session")

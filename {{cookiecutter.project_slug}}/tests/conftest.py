@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -74,12 +75,20 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture(scope="session")
-def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The app served by ``python -m {{ cookiecutter.package_name }}`` on 127.0.0.1; its base URL."""
+@contextmanager
+def serve(log: Path, **settings: str) -> Iterator[str]:
+    """Serve the app with ``python -m {{ cookiecutter.package_name }}`` on 127.0.0.1; yield its URL.
+
+    ``settings`` are environment variables (``APP_...``) over the defaults.
+    """
     port = free_port()
-    log = tmp_path_factory.mktemp("server") / "server.log"
-    env = {**os.environ, "APP_HOST": "127.0.0.1", "APP_PORT": str(port), "APP_ICE_SERVERS": "[]"}
+    env = {
+        **os.environ,
+        "APP_HOST": "127.0.0.1",
+        "APP_PORT": str(port),
+        "APP_ICE_SERVERS": "[]",
+        **settings,
+    }
     with log.open("w") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", "{{ cookiecutter.package_name }}"],
@@ -99,6 +108,13 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+@pytest.fixture(scope="session")
+def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The app as users run it, for the whole session; its base URL."""
+    with serve(tmp_path_factory.mktemp("server") / "server.log") as base:
+        yield base
 
 
 def wait_until_healthy(base: str, process: subprocess.Popen[bytes], log: Path) -> None:

@@ -5,9 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import cast
 
-import gradio as gr
 from fastapi import FastAPI
 from fastapi.responses import RedirectResponse
 
@@ -15,13 +13,14 @@ from .api import connections, errors, health
 from .services.streams import StreamService
 from .settings import Settings, get_settings
 from .stream import build_stream
+from .ui import mount_ui
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     logging.basicConfig(level=settings.log_level.upper())
     stream = build_stream(settings)
-    streams = StreamService(stream)
+    streams = StreamService(stream, peer_timeout=settings.peer_timeout)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -40,4 +39,4 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def index() -> RedirectResponse:
         return RedirectResponse(url=f"{settings.ui_path}/")
 
-    return cast(FastAPI, gr.mount_gradio_app(app, stream.ui, path=settings.ui_path))
+    return mount_ui(app, stream, settings.ui_path)

@@ -31,6 +31,9 @@ class Settings(BaseSettings):
     """Most connections at once, UI and API together."""
     time_limit: float | None = Field(default=None, gt=0)
     """Seconds after which a connection is closed; unset for no limit."""
+    peer_timeout: float = Field(default=10.0, gt=0)
+    """Seconds after which a peer that stopped answering (a browser that vanished, a dropped
+    network) is closed and its slot freed. A page that is closed frees it at once."""
     ice_servers: list[IceServer] = Field(default_factory=list)
     """STUN/TURN servers for browser and server alike, as JSON, e.g.
     ``[{"urls": "turn:turn.example.com:3478", "username": "u", "credential": "p"}]``.

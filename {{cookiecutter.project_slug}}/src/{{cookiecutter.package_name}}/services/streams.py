@@ -18,7 +18,8 @@ pair behave as one stream:
   without one);
 - additional outputs reach every subscriber, and a subscription ends when its connection does
   (fastrtc's ``output_stream`` on a dead id never ends);
-- ``close`` really closes the peer (fastrtc's ``update_connection`` only asks the browser to).
+- ``close`` really closes the peer (fastrtc's ``update_connection`` only asks the browser to);
+- a peer that stops answering is dropped after ``peer_timeout`` seconds, not aioice's fixed 30.
 
 Inputs reach a handler in the shape the Gradio UI gives them, whatever the path:
 ``handler.latest_args == ["__webrtc_value__", connection_id, *inputs]``; see ``handler_inputs``.
@@ -28,11 +29,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Literal, cast
 
+import aioice.ice
 from aiortc import RTCPeerConnection
 from fastapi.responses import JSONResponse
 from fastrtc import AdditionalOutputs, ReplyOnPause, Stream
@@ -139,7 +142,11 @@ class StreamService:
     admission control and output fan-out on both of fastrtc's connection owners.
     """
 
-    def __init__(self, stream: Stream, *, output_buffer: int = 64) -> None:
+    def __init__(
+        self, stream: Stream, *, peer_timeout: float | None = None, output_buffer: int = 64
+    ) -> None:
+        if peer_timeout is not None:
+            set_peer_timeout(peer_timeout)
         self._stream = stream
         self._owners: dict[Source, WebRTCConnectionMixin] = {
             Source.API: stream,
@@ -337,6 +344,24 @@ class StreamService:
         owner.handle_offer = admitted_offer  # type: ignore[method-assign]
         owner.set_additional_outputs = fanned_out_outputs  # type: ignore[method-assign,assignment]
         owner.clean_up = cleaned_up  # type: ignore[method-assign,assignment]
+
+
+CONSENT_CHECKS = 3
+"""Consent checks a peer may miss in a row before it is dropped."""
+
+
+def set_peer_timeout(seconds: float) -> None:
+    """Drop a peer about ``seconds`` after it stops answering (process-wide).
+
+    aioice, under aiortc, checks every peer's consent (RFC 7675) every 5 s and gives up after
+    6 misses, so a browser that vanishes holds its slot for ~30 s. This spreads
+    ``CONSENT_CHECKS`` checks over ``seconds`` instead; each miss also waits out one STUN
+    timeout (0.5 s), so the bound is about ``seconds + 1.5``.
+    """
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise ValueError(f"peer timeout must be a positive number of seconds, got {seconds}")
+    aioice.ice.CONSENT_FAILURES = CONSENT_CHECKS
+    aioice.ice.CONSENT_INTERVAL = seconds / CONSENT_CHECKS  # type: ignore[assignment]
 
 
 def _state(pc: RTCPeerConnection) -> ConnectionState:

@@ -1,0 +1,255 @@
+"""A real browser through the Gradio UI: its connection is a first-class connection.
+
+Chromium (Debian's ``/usr/bin/chromium``, driven by Playwright) opens the UI of a real server,
+presses Record with a fake microphone playing a tone, and the test checks through the HTTP
+API what a person's connection must be: listed, fed, read and released.
+
+Without Chromium these tests are skipped, unless ``REQUIRE_BROWSER=1`` (CI) makes that a
+failure. Install it with ``sudo apt-get install chromium`` (Debian/Ubuntu), or point
+``CHROMIUM`` at another Chromium binary.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import os
+import shutil
+import signal
+import time
+import wave
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+from playwright.async_api import BrowserContext, Page, async_playwright
+
+from {{ cookiecutter.package_name }}.client import wait_until
+
+from .conftest import serve
+
+CHROMIUM = os.environ.get("CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+PEER_TIMEOUT = 2.0
+FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--use-fake-ui-for-media-stream",
+    "--use-fake-device-for-media-stream",
+]
+# Keeps every RTCPeerConnection the page makes, to read its state and stats.
+KEEP_PEERS = """
+window.__peers = [];
+const Native = window.RTCPeerConnection;
+window.RTCPeerConnection = class extends Native {
+  constructor(...args) { super(...args); window.__peers.push(this); }
+};
+"""
+AUDIO_PACKETS = """async () => {
+  const counts = {received: 0, sent: 0};
+  for (const pc of window.__peers) {
+    (await pc.getStats()).forEach((r) => {
+      if (r.kind !== "audio") return;
+      if (r.type === "inbound-rtp") counts.received += r.packetsReceived;
+      if (r.type === "outbound-rtp") counts.sent += r.packetsSent;
+    });
+  }
+  return counts;
+}"""
+RECORD = 'button[aria-label="start stream"]'  # "Record", then "Stop"; not the footer's recorder
+
+pytestmark = [pytest.mark.browser]
+
+if not os.access(CHROMIUM, os.X_OK):
+    reason = f"no Chromium at {CHROMIUM}: install it with 'sudo apt-get install chromium'"
+    if os.environ.get("REQUIRE_BROWSER") == "1":
+        raise RuntimeError(f"REQUIRE_BROWSER=1 but {reason}")
+    pytestmark.append(pytest.mark.skip(reason=reason))
+
+
+@pytest.fixture(scope="module")
+def tone(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 440 Hz tone at -13.5 dBFS, which Chromium plays as its microphone."""
+    path = tmp_path_factory.mktemp("audio") / "tone.wav"
+    rate = 48_000
+    t = np.arange(rate * 2) / rate
+    samples = (0.3 * 32767 * np.sin(2 * math.pi * 440 * t)).astype(np.int16)
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(rate)
+        out.writeframes(samples.tobytes())
+    return path
+
+
+@pytest.fixture(scope="module")
+def artifacts() -> Path:
+    """Where screenshots go (``ARTIFACTS_DIR``, default ``test-artifacts/``)."""
+    path = Path(os.environ.get("ARTIFACTS_DIR", "test-artifacts"))
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    log = tmp_path_factory.mktemp("browser-server") / "server.log"
+    with serve(log, APP_PEER_TIMEOUT=str(PEER_TIMEOUT)) as base:
+        yield base
+
+
+@pytest.fixture
+async def http(server: str) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=server, timeout=10) as client:
+        yield client
+        # Every test leaves the server as it found it.
+        await wait_until(lambda: no_connections(client), within=PEER_TIMEOUT + 5)
+
+
+@pytest.fixture
+async def browser(tone: Path, tmp_path: Path) -> AsyncIterator[BrowserContext]:
+    async with async_playwright() as playwright:
+        context = await playwright.chromium.launch_persistent_context(
+            tmp_path / "profile",  # a fresh, empty profile
+            executable_path=CHROMIUM,
+            headless=True,
+            args=[*FLAGS, f"--use-file-for-fake-audio-capture={tone}"],
+        )
+        await context.add_init_script(KEEP_PEERS)
+        try:
+            yield context
+        finally:
+            await context.close()
+
+
+async def no_connections(http: httpx.AsyncClient) -> bool:
+    return bool((await http.get("/connections")).json() == [])
+
+
+async def start_streaming(browser: BrowserContext, server: str) -> Page:
+    """Open the UI, press Record, and wait until the browser's peer is connected."""
+    page = await browser.new_page()
+    await page.goto(f"{server}/ui/")
+    await page.locator(RECORD).click()
+    await page.wait_for_function(
+        "window.__peers.some((pc) => pc.connectionState === 'connected')", timeout=15_000
+    )
+    return page
+
+
+async def the_connection(http: httpx.AsyncClient) -> dict[str, Any]:
+    """The one connection the server lists, once it is connected there too."""
+
+    async def connected() -> bool:
+        listed = (await http.get("/connections")).json()
+        return len(listed) == 1 and listed[0]["state"] == "connected"
+
+    await wait_until(connected)
+    (connection,) = (await http.get("/connections")).json()
+    return dict(connection)
+
+
+async def next_output(http: httpx.AsyncClient, connection_id: str, **expected: Any) -> Any:
+    """The first server-sent output of the connection that has the ``expected`` values."""
+    async with http.stream("GET", f"/connections/{connection_id}/outputs") as response:
+        assert response.status_code == 200
+        async for line in response.aiter_lines():
+            if line.startswith("data:"):
+                event = json.loads(line[5:])
+                if all(event[key] == value for key, value in expected.items()):
+                    return event
+    raise AssertionError("the output stream ended first")
+
+
+async def test_a_ui_connection_is_first_class(
+    browser: BrowserContext, server: str, http: httpx.AsyncClient, artifacts: Path
+) -> None:
+    page = await start_streaming(browser, server)
+
+    # Listed, with its source, and reachable by id.
+    connection = await the_connection(http)
+    assert connection["source"] == "ui"
+    connection_id = connection["id"]
+    one = await http.get(f"/connections/{connection_id}")
+    assert one.status_code == 200
+    assert one.json() == connection
+
+    # Audio flows both ways: RTP packets in the browser, the tone's level at the handler.
+    await page.wait_for_function(
+        f"({AUDIO_PACKETS})().then((c) => c.received > 50 && c.sent > 50)", timeout=10_000
+    )
+    async with asyncio.timeout(10):
+        heard = await next_output(http, connection_id, gain=1.0)
+    assert heard["frames"] > 0
+    assert heard["level_dbfs"] > -30, heard  # the tone, not silence
+
+    # Input set through the API reaches the UI connection's handler; its output comes back.
+    response = await http.post(f"/connections/{connection_id}/input", json={"gain": 0})
+    assert response.status_code == 204
+    async with asyncio.timeout(10):
+        silenced = await next_output(http, connection_id, gain=0.0)
+    assert silenced["level_dbfs"] == -120.0
+
+    # The UI shows the handler's output too.
+    level = page.get_by_label("Level (dBFS)")
+    await wait_until(lambda: level_shows(level, "-120"))
+    await page.screenshot(path=artifacts / "ui-streaming.png", full_page=True)
+
+    # Stop releases it promptly.
+    started = time.monotonic()
+    await page.locator(RECORD).click()
+    await wait_until(lambda: no_connections(http), within=3)
+    print(f"Stop -> gone from /connections in {time.monotonic() - started:.2f} s")
+
+
+async def level_shows(level: Any, value: str) -> bool:
+    return bool(await level.input_value() == value)
+
+
+async def test_closing_the_page_releases_it_at_once(
+    browser: BrowserContext, server: str, http: httpx.AsyncClient
+) -> None:
+    page = await start_streaming(browser, server)
+    await the_connection(http)
+
+    started = time.monotonic()
+    await page.close()
+
+    await wait_until(lambda: no_connections(http), within=3)
+    print(f"page closed -> gone from /connections in {time.monotonic() - started:.2f} s")
+
+
+async def test_a_vanished_browser_is_dropped_after_the_peer_timeout(
+    browser: BrowserContext, server: str, http: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    await start_streaming(browser, server)
+    await the_connection(http)
+
+    started = time.monotonic()
+    kill_chromium_using(tmp_path / "profile")  # no pagehide, no goodbye: the peer just stops
+
+    await wait_until(lambda: no_connections(http), within=PEER_TIMEOUT + 4)
+    elapsed = time.monotonic() - started
+    print(f"browser killed -> gone from /connections in {elapsed:.2f} s")
+    assert elapsed > PEER_TIMEOUT * 0.5  # it was the timeout, not a goodbye
+
+
+def kill_chromium_using(profile: Path) -> None:
+    """SIGKILL every Chromium process started with ``profile`` as its user-data dir."""
+    killed = 0
+    for proc in Path("/proc").iterdir():
+        try:
+            cmdline = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if proc.name.isdigit() and f"--user-data-dir={profile}".encode() in cmdline:
+            os.kill(int(proc.name), signal.SIGKILL)
+            killed += 1
+    assert killed, "found no Chromium process to kill"
