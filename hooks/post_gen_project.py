@@ -1,14 +1,52 @@
-"""After generation: tell the user what to do next."""
+"""After generation: remove the files the answers exclude, then print the next steps.
+
+Choices are made here by removing whole files, not by Jinja conditionals in the code.
+"""
 
 from __future__ import annotations
 
-SLUG = "{{ cookiecutter.project_slug }}"
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+# The answers, as cookiecutter renders them into this script.
+ANSWERS: dict[str, Any] = json.loads(r"""{{ cookiecutter | tojson }}""")
+SLUG = ANSWERS["project_slug"]
+PACKAGE = ANSWERS["package_name"]
+
+# What each answer leaves out, as whole files and folders.
+EXCLUDED = [
+    (
+        not ANSWERS["include_ui"],
+        [f"src/{PACKAGE}/ui.py", "tests/test_ui.py", "tests/test_browser.py"],
+    ),
+    (not ANSWERS["include_docker"], ["Dockerfile", ".dockerignore"]),
+    (ANSWERS["ci"] != "github-actions", [".github"]),
+]
+
+
+def remove(path: Path) -> None:
+    if path.is_dir():
+        shutil.rmtree(path)
+    else:
+        path.unlink()
 
 
 def main() -> None:
+    project = Path.cwd()
+    licenses = project / "licenses"
+    if ANSWERS["license"] != "none":
+        (licenses / ANSWERS["license"]).rename(project / "LICENSE")
+    shutil.rmtree(licenses)
+    for excluded, paths in EXCLUDED:
+        if excluded:
+            for path in paths:
+                remove(project / path)
+    serves = "the UI and the API" if ANSWERS["include_ui"] else "the API"
     print(
         f"\nCreated {SLUG}. Next:\n"
-        f"  cd {SLUG} && make run    (the UI and the API on http://127.0.0.1:7860/)\n"
+        f"  cd {SLUG} && make run    ({serves} on http://127.0.0.1:7860/)\n"
         "  make test    (every test, with real WebRTC peers)\n"
         "  make help    (the other targets)\n"
     )

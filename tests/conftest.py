@@ -1,8 +1,9 @@
-"""Bake the template once per session and share the result."""
+"""Baking the template and running what it generates."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,9 @@ import pytest
 from cookiecutter.main import cookiecutter
 
 ROOT = Path(__file__).resolve().parent.parent
+# The uv that runs these tests (``uv run`` exports it as UV), handed to every generated
+# Makefile so that none has to bootstrap its own.
+UV = os.environ.get("UV") or shutil.which("uv") or "uv"
 
 
 def bake(output_dir: Path, **answers: Any) -> Path:
@@ -42,15 +46,22 @@ def run(
 
 
 def project_environment() -> dict[str, str]:
-    """This process's environment, less what points at the template's own virtualenv."""
-    return {
-        k: v for k, v in os.environ.items() if k not in {"VIRTUAL_ENV", "UV_PROJECT_ENVIRONMENT"}
-    }
+    """This process's environment, less what pins the template's own Python and virtualenv.
+
+    (A pyenv shim exports PYENV_VERSION, which would hide the Python a project pins.)
+    """
+    pinned = {"VIRTUAL_ENV", "UV_PROJECT_ENVIRONMENT", "PYENV_VERSION", "PYENV_DIR"}
+    return {k: v for k, v in os.environ.items() if k not in pinned}
+
+
+def make(target: str, project: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """Run ``make target`` in a generated project, with this session's uv."""
+    return run(["make", target, f"UV={UV}", *args], cwd=project, **env)
 
 
 @pytest.fixture(scope="session")
 def default_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The default project, baked and with its locked environment installed."""
     project = bake(tmp_path_factory.mktemp("default"))
-    run(["make", "install"], cwd=project)
+    make("install", project)
     return project

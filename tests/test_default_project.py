@@ -15,13 +15,16 @@ from pathlib import Path
 import httpx
 import pytest
 
-from .conftest import ROOT, bake, project_environment, run
+from .conftest import ROOT, UV, bake, make, project_environment, run
 
 EXPECTED_FILES = {
     ".dockerignore",
     ".env.example",
+    ".github/workflows/ci.yml",
     ".gitignore",
+    ".python-version",
     "Dockerfile",
+    "LICENSE",
     "Makefile",
     "README.md",
     "pyproject.toml",
@@ -49,6 +52,7 @@ EXPECTED_FILES = {
     "tests/test_live_server.py",
     "tests/test_routes.py",
     "tests/test_streams.py",
+    "tests/test_ui.py",
 }
 TOOL_DIRS = {".venv", ".tools", ".mypy_cache", ".ruff_cache", ".pytest_cache", "__pycache__"}
 
@@ -68,7 +72,13 @@ def test_tree_is_complete_and_rendered(tmp_path: Path) -> None:
     assert project_files(project) == EXPECTED_FILES
     for name in EXPECTED_FILES:
         text = (project / name).read_text()
-        assert not re.search(r"\{\{|\{%|cookiecutter", text), f"unrendered Jinja in {name}"
+        if name == ".github/workflows/ci.yml":
+            text = text.replace("${{", "$(")  # GitHub's own expressions, kept verbatim
+        assert not re.search(r"\{\{|\{%|cookiecutter\.", text), f"unrendered Jinja in {name}"
+    workflow = (project / ".github/workflows/ci.yml").read_text()
+    assert "${{ always() }}" in workflow
+    assert "${{ github.run_id }}" in workflow
+    assert "MIT License" in (project / "LICENSE").read_text()
 
 
 def test_answers_reach_the_project(tmp_path: Path) -> None:
@@ -90,11 +100,11 @@ def test_post_generation_prints_next_steps(tmp_path: Path) -> None:
 
 
 def test_lock_matches_the_project(default_project: Path) -> None:
-    run(["uv", "lock", "--check"], cwd=default_project)
+    run([UV, "lock", "--check"], cwd=default_project)
 
 
 def test_lint_and_types_are_clean(default_project: Path) -> None:
-    result = run(["make", "lint"], cwd=default_project)
+    result = make("lint", default_project)
     assert "All checks passed!" in result.stdout
     assert "Success: no issues found" in result.stdout
 
@@ -127,9 +137,9 @@ def test_generated_suite_passes_with_nothing_skipped(default_project: Path, tmp_
     report = tmp_path / "junit.xml"
     strict = browser_required()
 
-    run(
-        ["make", "test"],
-        cwd=default_project,
+    make(
+        "test",
+        default_project,
         PYTEST_ADDOPTS=f"--junitxml={report}",
         REQUIRE_BROWSER="1" if strict else "0",
     )
@@ -142,7 +152,7 @@ def test_generated_suite_passes_with_nothing_skipped(default_project: Path, tmp_
         assert not skipped, f"skipped: {skipped}"
     else:
         assert skipped <= BROWSER_TESTS, f"skipped: {skipped}"
-    assert outcomes["test_api_and_ui_peers_are_one_set"] == "passed"  # real server, real peers
+    assert outcomes["test_peers_of_every_door_are_one_set"] == "passed"  # real server, real peers
     assert set(outcomes) >= BROWSER_TESTS
 
 
@@ -151,7 +161,7 @@ def test_make_test_e2e_runs_the_browser_tests(default_project: Path, tmp_path: P
         pytest.skip("no Chromium here (apt-get install chromium); CI always runs this")
     report = tmp_path / "junit.xml"
 
-    run(["make", "test-e2e"], cwd=default_project, PYTEST_ADDOPTS=f"--junitxml={report}")
+    make("test-e2e", default_project, PYTEST_ADDOPTS=f"--junitxml={report}")
 
     _, outcomes = junit_results(report)
     assert outcomes == dict.fromkeys(BROWSER_TESTS, "passed")
@@ -167,7 +177,7 @@ def free_port() -> int:
 def test_make_run_serves_the_ui_and_the_api(default_project: Path) -> None:
     port = free_port()
     server = subprocess.Popen(
-        ["make", "run", f"PORT={port}"],
+        ["make", "run", f"PORT={port}", f"UV={UV}"],
         cwd=default_project,
         env=project_environment(),
         stdout=subprocess.PIPE,

@@ -22,6 +22,9 @@ from {{ cookiecutter.package_name }}.settings import Settings
 
 Connect = Callable[..., Awaitable[Peer]]
 
+DOORS = [Door.API{% if cookiecutter.include_ui %}, Door.UI{% endif %}]
+"""The ways in which this app takes connections: every test of the layer goes through each."""
+
 
 @pytest.fixture
 def settings() -> Settings:
@@ -54,12 +57,12 @@ async def http(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 
 
 @pytest.fixture
-async def peer(http: httpx.AsyncClient, settings: Settings) -> AsyncIterator[Connect]:
+async def peer(http: httpx.AsyncClient) -> AsyncIterator[Connect]:
     """Connect real aiortc peers to the in-process app; each is closed after the test."""
     opened: list[Peer] = []
 
     async def open_peer(door: Door, **kwargs: object) -> Peer:
-        new = await connect(http, door, ui_path=settings.ui_path, **kwargs)  # type: ignore[arg-type]
+        new = await connect(http, door, **kwargs)  # type: ignore[arg-type]
         opened.append(new)
         await new.wait_connected()
         return new

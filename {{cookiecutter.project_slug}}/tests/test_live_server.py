@@ -7,7 +7,9 @@ import json
 
 import httpx
 
-from {{ cookiecutter.package_name }}.client import Door, Peer, connect, wait_until
+from {{ cookiecutter.package_name }}.client import Peer, connect, wait_until
+
+from .conftest import DOORS
 
 
 async def first_event(http: httpx.AsyncClient, connection_id: str, gain: float) -> dict[str, float]:
@@ -23,12 +25,12 @@ async def first_event(http: httpx.AsyncClient, connection_id: str, gain: float) 
     raise AssertionError("the event stream ended first")
 
 
-async def test_api_and_ui_peers_are_one_set(live_server: str) -> None:
+async def test_peers_of_every_door_are_one_set(live_server: str) -> None:
     async with httpx.AsyncClient(base_url=live_server, timeout=10) as http:
-        api = await connect(http, Door.API)
-        ui = await connect(http, Door.UI)
-        peers: list[Peer] = [api, ui]
+        peers: list[Peer] = []
         try:
+            for door in DOORS:
+                peers.append(await connect(http, door))
             for peer in peers:
                 await peer.wait_connected()
                 await peer.wait_frames(25)  # the echo of our tone comes back
@@ -36,8 +38,8 @@ async def test_api_and_ui_peers_are_one_set(live_server: str) -> None:
 
             listed = (await http.get("/connections")).json()
             assert {(c["id"], c["source"], c["state"]) for c in listed} == {
-                (api.connection_id, "api", "connected"),
-                (ui.connection_id, "ui", "connected"),
+                (peer.connection_id, door.value, "connected")
+                for door, peer in zip(DOORS, peers, strict=True)
             }
 
             for peer in peers:
@@ -51,14 +53,18 @@ async def test_api_and_ui_peers_are_one_set(live_server: str) -> None:
                 await peer.wait_frames(25)
                 assert peer.last_level_dbfs < -60  # the handler applied the input
 
-            assert (await http.delete(f"/connections/{api.connection_id}")).status_code == 204
-            await ui.close()
+            # The first is closed by the server, the others by their clients.
+            closed_by_server, *closed_by_client = peers
+            url = f"/connections/{closed_by_server.connection_id}"
+            assert (await http.delete(url)).status_code == 204
+            for peer in closed_by_client:
+                await peer.close()
 
             async def nothing_listed() -> bool:
                 return bool((await http.get("/connections")).json() == [])
 
             await wait_until(nothing_listed, within=5)
-            assert api.state == "closed"
+            await wait_until(lambda: closed_by_server.state == "closed", within=5)
         finally:
             for peer in peers:
                 await peer.close()

@@ -22,9 +22,7 @@ from {{ cookiecutter.package_name }}.services.streams import (
 )
 from {{ cookiecutter.package_name }}.settings import IceServer, Settings
 
-from .conftest import Connect
-
-BOTH = [Door.API, Door.UI]
+from .conftest import DOORS, Connect
 
 
 async def next_stats(streams: StreamService, connection_id: str) -> Stats:
@@ -35,32 +33,30 @@ async def next_stats(streams: StreamService, connection_id: str) -> Stats:
     return stats_from(item)
 
 
-async def test_both_doors_are_listed_with_their_source(
-    streams: StreamService, peer: Connect
-) -> None:
-    api = await peer(Door.API)
-    ui = await peer(Door.UI)
+async def test_every_door_is_listed_with_its_source(streams: StreamService, peer: Connect) -> None:
+    clients = {door: await peer(door) for door in DOORS}
 
     listed = {c.id: c for c in streams.list_connections()}
 
     assert listed == {
-        api.connection_id: ConnectionInfo(
-            id=api.connection_id, source=Source.API, state="connected"
-        ),
-        ui.connection_id: ConnectionInfo(id=ui.connection_id, source=Source.UI, state="connected"),
+        client.connection_id: ConnectionInfo(
+            id=client.connection_id, source=Source(door.value), state="connected"
+        )
+        for door, client in clients.items()
     }
-    assert streams.get(ui.connection_id).source is Source.UI
-    assert len(streams) == 2
+    for door, client in clients.items():
+        assert streams.get(client.connection_id).source == Source(door.value)
+    assert len(streams) == len(DOORS)
 
 
-@pytest.mark.parametrize("door", BOTH)
+@pytest.mark.parametrize("door", DOORS)
 async def test_echo_comes_back(streams: StreamService, peer: Connect, door: Door) -> None:
     client = await peer(door)
     await client.wait_frames(25)
     assert client.last_level_dbfs > -20  # the tone, not silence
 
 
-@pytest.mark.parametrize("door", BOTH)
+@pytest.mark.parametrize("door", DOORS)
 async def test_input_reaches_the_handler(streams: StreamService, peer: Connect, door: Door) -> None:
     client = await peer(door)
     await client.wait_frames(5)
@@ -73,7 +69,7 @@ async def test_input_reaches_the_handler(streams: StreamService, peer: Connect, 
     assert client.last_level_dbfs < -60  # silenced by the handler
 
 
-@pytest.mark.parametrize("door", BOTH)
+@pytest.mark.parametrize("door", DOORS)
 async def test_outputs_stream_to_every_subscriber_and_end_on_close(
     streams: StreamService, peer: Connect, door: Door
 ) -> None:
@@ -95,7 +91,7 @@ async def test_outputs_stream_to_every_subscriber_and_end_on_close(
     assert all(s.frames > a.frames for s in rest)
 
 
-@pytest.mark.parametrize("door", BOTH)
+@pytest.mark.parametrize("door", DOORS)
 async def test_close_removes_it_everywhere(
     streams: StreamService, peer: Connect, door: Door
 ) -> None:
@@ -110,7 +106,7 @@ async def test_close_removes_it_everywhere(
     await wait_until(lambda: client.state == "closed", within=5)
 
 
-@pytest.mark.parametrize("door", BOTH)
+@pytest.mark.parametrize("door", DOORS)
 async def test_client_closing_removes_it(streams: StreamService, peer: Connect, door: Door) -> None:
     client = await peer(door)
 
@@ -140,7 +136,7 @@ async def test_unknown_ids_raise_and_create_nothing(streams: StreamService) -> N
 async def test_trigger_response_needs_a_pause_detecting_handler(
     streams: StreamService, peer: Connect
 ) -> None:
-    client = await peer(Door.UI)
+    client = await peer(DOORS[-1])
     with pytest.raises(ResponseNotSupportedError):
         await streams.trigger_response(client.connection_id)
 
@@ -149,36 +145,35 @@ async def test_one_concurrency_limit_for_both_doors(
     streams: StreamService, peer: Connect, http: httpx.AsyncClient, settings: Settings
 ) -> None:
     assert settings.concurrency_limit == 4
-    for door in (Door.API, Door.UI, Door.API, Door.UI):
-        await peer(door)
+    for n in range(4):
+        await peer(DOORS[n % len(DOORS)])
 
-    for door in BOTH:
+    for door in DOORS:
         with pytest.raises(OfferRefused) as refused:
-            await connect(http, door, ui_path=settings.ui_path)
+            await connect(http, door)
         assert refused.value.reply["meta"] == {"error": "concurrency_limit_reached", "limit": 4}
     assert len(streams) == 4
 
 
-@pytest.mark.parametrize(("first", "second"), [(Door.API, Door.UI), (Door.UI, Door.API)])
-async def test_an_id_is_taken_once_across_doors(
+@pytest.mark.parametrize(("first", "second"), [(a, b) for a in DOORS for b in DOORS])
+async def test_an_id_is_taken_once_whatever_the_door(
     streams: StreamService,
     peer: Connect,
     http: httpx.AsyncClient,
-    settings: Settings,
     first: Door,
     second: Door,
 ) -> None:
     taken = await peer(first)
 
     with pytest.raises(OfferRefused) as refused:
-        await connect(http, second, ui_path=settings.ui_path, connection_id=taken.connection_id)
+        await connect(http, second, connection_id=taken.connection_id)
 
     assert refused.value.reply["meta"] == {"error": "connection_already_exists"}
     assert streams.get(taken.connection_id).source == Source(first.value)
 
 
 async def test_input_before_media_is_refused(streams: StreamService, peer: Connect) -> None:
-    client = await peer(Door.UI, audio=False)
+    client = await peer(DOORS[-1], audio=False)
 
     with pytest.raises(ConnectionNotReadyError):
         streams.set_input(client.connection_id, 1.0)
@@ -225,9 +220,9 @@ async def test_server_ice_configuration_applies_to_both_doors() -> None:
         async with httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app), base_url="http://app"
         ) as http:
-            for door in BOTH:
+            for door in DOORS:
                 before = stun_server.requests
-                client = await connect(http, door, ui_path=settings.ui_path)
+                client = await connect(http, door)
                 await client.close()
                 assert stun_server.requests > before, f"{door} peer did not use the STUN server"
     finally:

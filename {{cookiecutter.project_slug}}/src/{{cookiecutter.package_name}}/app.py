@@ -1,4 +1,4 @@
-"""The ASGI app: the stream's own routes, the connection API, and the Gradio UI."""
+"""The ASGI app: the stream's own routes, the connection API{% if cookiecutter.include_ui %}, and the Gradio UI{% endif %}."""
 
 from __future__ import annotations
 
@@ -13,7 +13,9 @@ from .api import connections, errors, health
 from .services.streams import StreamService
 from .settings import Settings, get_settings
 from .stream import build_stream
+{%- if cookiecutter.include_ui %}
 from .ui import mount_ui
+{%- endif %}
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -35,8 +37,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(connections.router)
     app.include_router(health.router)
 
+    home = {% if cookiecutter.include_ui %}f"{settings.ui_path}/"{% else %}"/docs"{% endif %}
+
     @app.get("/", include_in_schema=False)
     async def index() -> RedirectResponse:
-        return RedirectResponse(url=f"{settings.ui_path}/")
+        return RedirectResponse(url=home)
+
+{%- if cookiecutter.include_ui %}
 
     return mount_ui(app, stream, settings.ui_path)
+{%- else %}
+
+    return app
+{%- endif %}

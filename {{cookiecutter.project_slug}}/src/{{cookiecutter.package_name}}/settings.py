@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field{% if cookiecutter.include_ui %}, field_validator{% endif %}
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -25,8 +25,10 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     """Interface to bind; ``0.0.0.0`` in the container."""
     port: int = Field(default=7860, ge=1, le=65535)
+{%- if cookiecutter.include_ui %}
     ui_path: str = "/ui"
     """Where the Gradio UI is mounted; ``/`` redirects there."""
+{%- endif %}
     concurrency_limit: int = Field(default=10, ge=1)
     """Most connections at once, UI and API together."""
     time_limit: float | None = Field(default=None, gt=0)
@@ -39,6 +41,7 @@ class Settings(BaseSettings):
     ``[{"urls": "turn:turn.example.com:3478", "username": "u", "credential": "p"}]``.
     Empty: host candidates only, enough on one machine or a LAN."""
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
+{%- if cookiecutter.include_ui %}
 
     @field_validator("ui_path")
     @classmethod
@@ -47,6 +50,7 @@ class Settings(BaseSettings):
         if path == "/":
             raise ValueError("ui_path must not be '/': the API lives there")
         return path
+{%- endif %}
 
     def rtc_configuration(self) -> dict[str, Any]:
         """The ``RTCConfiguration`` both peers use, as fastrtc takes it."""
