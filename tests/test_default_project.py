@@ -6,7 +6,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import time
 import xml.etree.ElementTree as ET
@@ -168,35 +167,28 @@ def test_make_test_e2e_runs_the_browser_tests(default_project: Path, tmp_path: P
     assert (default_project / "test-artifacts/ui-streaming.png").stat().st_size > 10_000
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def test_make_run_serves_the_ui_and_the_api(default_project: Path) -> None:
-    port = free_port()
-    server = subprocess.Popen(
-        ["make", "run", f"PORT={port}", f"UV={UV}"],
-        cwd=default_project,
-        env=project_environment(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,  # so that the whole group (make, uv, python) can be stopped
-    )
-    base = f"http://127.0.0.1:{port}"
+def test_make_run_serves_the_ui_and_the_api(default_project: Path, tmp_path: Path) -> None:
+    log = tmp_path / "run.log"
+    with log.open("w") as out:
+        server = subprocess.Popen(
+            ["make", "run", "PORT=0", f"UV={UV}"],  # 0: the server picks a free port and logs it
+            cwd=default_project,
+            env=project_environment(),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # so that the whole group (make, uv, python) can be stopped
+        )
     try:
+        base = ""
         deadline = time.monotonic() + 90
-        while True:
-            try:
-                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert server.poll() is None, "make run exited"
-            assert time.monotonic() < deadline, "make run did not serve within 90 s"
+        while not base:
+            assert server.poll() is None, f"make run exited:\n{log.read_text()}"
+            assert time.monotonic() < deadline, f"make run did not serve:\n{log.read_text()}"
             time.sleep(0.3)
+            found = re.search(r"Uvicorn running on (http://127\.0\.0\.1:\d+)", log.read_text())
+            base = found[1] if found else ""
 
+        assert httpx.get(f"{base}/health").json() == {"status": "ok"}
         assert httpx.get(f"{base}/connections").json() == []
         ui = httpx.get(f"{base}/", follow_redirects=True)
         assert ui.status_code == 200

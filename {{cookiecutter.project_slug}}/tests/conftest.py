@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-import socket
+import re
 import subprocess
 import sys
 import time
@@ -72,23 +72,18 @@ async def peer(http: httpx.AsyncClient) -> AsyncIterator[Connect]:
         await p.close()
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @contextmanager
 def serve(log: Path, **settings: str) -> Iterator[str]:
     """Serve the app with ``python -m {{ cookiecutter.package_name }}`` on 127.0.0.1; yield its URL.
 
-    ``settings`` are environment variables (``APP_...``) over the defaults.
+    ``settings`` are environment variables (``APP_...``) over the defaults. The server picks
+    a free port itself (``APP_PORT=0``) and the URL is read from its log, so that servers
+    started at once by parallel test runs never race for a port.
     """
-    port = free_port()
     env = {
         **os.environ,
         "APP_HOST": "127.0.0.1",
-        "APP_PORT": str(port),
+        "APP_PORT": "0",
         "APP_ICE_SERVERS": "[]",
         **settings,
     }
@@ -100,10 +95,8 @@ def serve(log: Path, **settings: str) -> Iterator[str]:
             stderr=subprocess.STDOUT,
             cwd=Path(__file__).parent,  # no .env from the project directory
         )
-    base = f"http://127.0.0.1:{port}"
     try:
-        wait_until_healthy(base, process, log)
-        yield base
+        yield wait_until_serving(process, log)
     finally:
         process.terminate()
         try:
@@ -120,15 +113,21 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield base
 
 
-def wait_until_healthy(base: str, process: subprocess.Popen[bytes], log: Path) -> None:
+SERVING = re.compile(r"Uvicorn running on (http://127\.0\.0\.1:\d+)")
+
+
+def wait_until_serving(process: subprocess.Popen[bytes], log: Path) -> str:
+    """The base URL of the server once it answers ``/health``."""
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"server exited with {process.returncode}:\n{log.read_text()}")
-        try:
-            if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
+        found = SERVING.search(log.read_text())
+        if found:
+            try:
+                if httpx.get(f"{found[1]}/health", timeout=1).status_code == 200:
+                    return found[1]
+            except httpx.HTTPError:
+                pass
         time.sleep(0.2)
-    raise RuntimeError(f"server not healthy after 60 s:\n{log.read_text()}")
+    raise RuntimeError(f"server not serving after 60 s:\n{log.read_text()}")

@@ -24,7 +24,8 @@ class Settings(BaseSettings):
     """Shown in the UI and the API docs."""
     host: str = "127.0.0.1"
     """Interface to bind; ``0.0.0.0`` in the container."""
-    port: int = Field(default=7860, ge=1, le=65535)
+    port: int = Field(default=7860, ge=0, le=65535)
+    """Port to listen on; 0 picks a free one (the log says which)."""
 {%- if cookiecutter.include_ui %}
     ui_path: str = "/ui"
     """Where the Gradio UI is mounted; ``/`` redirects there."""
