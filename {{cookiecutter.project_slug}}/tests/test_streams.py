@@ -151,7 +151,8 @@ async def test_one_concurrency_limit_for_both_doors(
     for door in DOORS:
         with pytest.raises(OfferRefused) as refused:
             await connect(http, door)
-        assert refused.value.reply["meta"] == {"error": "concurrency_limit_reached", "limit": 4}
+        assert refused.value.reason == "concurrency_limit_reached"
+        assert refused.value.status_code == (429 if door is Door.API else 200)
     assert len(streams) == 4
 
 
@@ -168,7 +169,7 @@ async def test_an_id_is_taken_once_whatever_the_door(
     with pytest.raises(OfferRefused) as refused:
         await connect(http, second, connection_id=taken.connection_id)
 
-    assert refused.value.reply["meta"] == {"error": "connection_already_exists"}
+    assert refused.value.reason == "connection_already_exists"
     assert streams.get(taken.connection_id).source == Source(first.value)
 
 

@@ -9,7 +9,8 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.responses import RedirectResponse
 
-from .api import connections, errors, health
+from .api import connections, errors, health, webrtc
+from .api.limits import MAX_BODY, BodySizeLimit
 from .services.streams import StreamService
 from .settings import Settings, get_settings
 from .stream import build_stream
@@ -33,7 +34,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.streams = streams
     errors.install(app)
-    stream.mount(app, tags=["webrtc"])
+    app.add_middleware(BodySizeLimit, max_bytes=MAX_BODY, prefixes=("/webrtc", "/connections"))
+    app.include_router(webrtc.router)
+    app.add_api_websocket_route("/websocket/offer", stream.websocket_offer)
     app.include_router(connections.router)
     app.include_router(health.router)
 

@@ -40,9 +40,18 @@ class Door(StrEnum):
 class OfferRefused(RuntimeError):
     """The app answered the offer with a failure instead of an SDP answer."""
 
-    def __init__(self, reply: Any) -> None:
-        super().__init__(f"offer refused: {reply}")
+    def __init__(self, status_code: int, reply: Any) -> None:
+        super().__init__(f"offer refused ({status_code}): {reply}")
+        self.status_code = status_code
         self.reply = reply
+
+    @property
+    def reason(self) -> str:
+        """The app's code for why: the API's ``error``, or fastrtc's ``meta.error`` (UI)."""
+        if isinstance(self.reply, dict):
+            found = self.reply.get("error") or self.reply.get("meta", {}).get("error")
+            return str(found)
+        return "unknown"
 
 
 def new_connection_id() -> str:
@@ -187,9 +196,9 @@ async def connect(
                 "session_hash": secrets.token_hex(8),
             }
             response = await http.post(f"{ui_path}/gradio_api/component_server/", json=body)
-        reply = response.raise_for_status().json()
-        if reply.get("type") != "answer":
-            raise OfferRefused(reply)
+        reply = response.json()
+        if response.is_error or reply.get("type") != "answer":
+            raise OfferRefused(response.status_code, reply)
         await pc.setRemoteDescription(RTCSessionDescription(sdp=reply["sdp"], type="answer"))
     except BaseException:
         await pc.close()

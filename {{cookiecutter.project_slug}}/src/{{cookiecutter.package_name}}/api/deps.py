@@ -2,9 +2,9 @@
 
 from typing import Annotated, cast
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Request
 
-from ..services.streams import StreamService
+from ..services.streams import CONNECTION_ID_PATTERN, StreamService
 
 
 def get_streams(request: Request) -> StreamService:
@@ -12,3 +12,12 @@ def get_streams(request: Request) -> StreamService:
 
 
 Streams = Annotated[StreamService, Depends(get_streams)]
+
+ConnectionId = Annotated[
+    str,
+    Path(
+        pattern=CONNECTION_ID_PATTERN,
+        description="The connection's id: 1-64 letters, digits, '-' or '_'. Whoever knows it "
+        "can reach the connection, so make it unguessable.",
+    ),
+]

@@ -28,8 +28,10 @@ Inputs reach a handler in the shape the Gradio UI gives them, whatever the path:
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import math
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -47,6 +49,11 @@ logger = logging.getLogger(__name__)
 
 OutputsCallback = Callable[[AdditionalOutputs], None]
 ConnectionState = Literal["new", "connecting", "connected", "closed", "failed"]
+
+CONNECTION_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+CONNECTION_ID = re.compile(CONNECTION_ID_PATTERN)
+"""What a connection id may be: 1-64 letters, digits, '-' or '_' (the Gradio UI's ids are
+base-36 strings; the app's own client makes 22-character random ones)."""
 
 
 class Source(StrEnum):
@@ -88,6 +95,15 @@ class ConnectionNotReadyError(StreamError):
     def __init__(self, connection_id: str) -> None:
         super().__init__(f"connection {connection_id!r} has no media track yet")
         self.connection_id = connection_id
+
+
+class OfferRefusedError(StreamError):
+    """An offer was not taken; ``reason`` is fastrtc's code for why."""
+
+    def __init__(self, connection_id: str, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.connection_id = connection_id
+        self.reason = reason
 
 
 class ResponseNotSupportedError(StreamError):
@@ -195,6 +211,38 @@ class StreamService:
 
     # -- per-connection operations -------------------------------------------------------
 
+    async def answer(self, connection_id: str, sdp: str) -> str:
+        """Take an offer made through the API and return the answer's SDP.
+
+        ``OfferRefusedError`` says why an offer was not taken: ``invalid_connection_id``,
+        ``invalid_offer``, ``connection_already_exists`` or ``concurrency_limit_reached``.
+        """
+        body = {"sdp": sdp, "type": "offer", "webrtc_id": connection_id}
+        reply = await self._stream.handle_offer(
+            body, self._stream.set_additional_outputs(connection_id)
+        )
+        if isinstance(reply, JSONResponse):
+            meta = json.loads(bytes(reply.body))["meta"]
+            detail = meta.get("detail") or meta["error"].replace("_", " ")
+            raise OfferRefusedError(connection_id, meta["error"], detail)
+        return cast(str, reply["sdp"])
+
+    async def add_ice_candidate(self, connection_id: str, candidate: dict[str, Any]) -> None:
+        """Add a trickled ICE candidate to an API connection."""
+        source, _ = self._locate(connection_id)
+        if source is not Source.API:
+            raise UnknownConnectionError(connection_id)
+        body = {"type": "ice-candidate", "webrtc_id": connection_id, "candidate": candidate}
+        reply = await self._stream.handle_offer(
+            body, self._stream.set_additional_outputs(connection_id)
+        )
+        status = json.loads(bytes(reply.body)) if isinstance(reply, JSONResponse) else reply
+        if status.get("status") != "success":
+            error = status.get("meta", {}).get("error", "invalid_candidate")
+            raise OfferRefusedError(
+                connection_id, "invalid_candidate", f"candidate refused: {error}"
+            )
+
     def set_input(self, connection_id: str, *inputs: Any) -> None:
         """Hand ``inputs`` to the connection's handler, as the Gradio UI's input components do."""
         _, owner = self._locate(connection_id)
@@ -239,12 +287,7 @@ class StreamService:
                 await handler.websocket.close()
             owner.clean_up(connection_id)
             return
-        pc = owner.pcs[connection_id]
-        await pc.close()
-        # What fastrtc does when it sees the peer closed; done here so the connection is gone
-        # when this returns (fastrtc's own callback runs later and finds nothing left).
-        for track in owner.clean_up(connection_id):
-            track.stop()
+        await _discard(owner, connection_id)
 
     async def close_all(self) -> None:
         """Close every connection, e.g. when the app shuts down."""
@@ -293,8 +336,17 @@ class StreamService:
             if outputs is not None:
                 outputs.subscribers.discard(queue)
 
-    def _refusal(self, connection_id: str) -> dict[str, Any] | None:
-        """Why an offer for ``connection_id`` must be refused, in fastrtc's own terms."""
+    def _refusal(self, body: dict[str, Any]) -> dict[str, Any] | None:
+        """Why an offer must be refused, in fastrtc's own terms."""
+        connection_id, sdp = body.get("webrtc_id"), body.get("sdp")
+        if not isinstance(connection_id, str) or not CONNECTION_ID.fullmatch(connection_id):
+            return {
+                "error": "invalid_connection_id",
+                "detail": f"invalid connection id: {connection_id!r}",
+            }
+        if body.get("type") != "offer" or not isinstance(sdp, str) or "\nm=" not in sdp:
+            detail = "an offer needs type 'offer' and an SDP with at least one media section"
+            return {"error": "invalid_offer", "detail": detail}
         if self._find(connection_id) is not None or any(
             connection_id in owner.connections for owner in self._owners.values()
         ):
@@ -313,12 +365,20 @@ class StreamService:
 
         async def admitted_offer(body: dict[str, Any], set_outputs: OutputsCallback) -> Any:
             # Offers are admitted against both owners at once; ICE candidates pass through.
-            if body.get("type") == "offer" and isinstance(body.get("webrtc_id"), str):
-                refusal = self._refusal(body["webrtc_id"])
-                if refusal is not None:
-                    logger.warning("offer %s refused: %s", body["webrtc_id"], refusal["error"])
-                    return JSONResponse({"status": "failed", "meta": refusal})
-            return await handle_offer(body, set_outputs)
+            if body.get("type") == "ice-candidate":
+                return await handle_offer(body, set_outputs)
+            refusal = self._refusal(body)
+            if refusal is None:
+                try:
+                    return await handle_offer(body, set_outputs)
+                except Exception as exc:  # aiortc could not apply the SDP: free what it took
+                    await _discard(owner, body["webrtc_id"])
+                    refusal = {
+                        "error": "invalid_offer",
+                        "detail": f"the offer was not applied: {exc}",
+                    }
+            logger.warning("offer %r refused: %s", body.get("webrtc_id"), refusal["error"])
+            return JSONResponse({"status": "failed", "meta": refusal})
 
         def fanned_out_outputs(connection_id: str) -> OutputsCallback:
             # Gradio's own output listener reads the UI component's queue, so the UI keeps it.
@@ -362,6 +422,17 @@ def set_peer_timeout(seconds: float) -> None:
         raise ValueError(f"peer timeout must be a positive number of seconds, got {seconds}")
     aioice.ice.CONSENT_FAILURES = CONSENT_CHECKS
     aioice.ice.CONSENT_INTERVAL = seconds / CONSENT_CHECKS  # type: ignore[assignment]
+
+
+async def _discard(owner: WebRTCConnectionMixin, connection_id: str) -> None:
+    """Close the connection's peer and release everything ``owner`` holds for it."""
+    pc = owner.pcs.get(connection_id)
+    if pc is not None:
+        await pc.close()
+    # What fastrtc does when it sees the peer closed; done here so the connection is gone
+    # at once (fastrtc's own callback runs later and finds nothing left).
+    for track in owner.clean_up(connection_id):
+        track.stop()
 
 
 def _state(pc: RTCPeerConnection) -> ConnectionState:
