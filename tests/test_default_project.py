@@ -35,6 +35,8 @@ EXPECTED_FILES = {
     "src/my_fastrtc_app/api/deps.py",
     "src/my_fastrtc_app/api/errors.py",
     "src/my_fastrtc_app/api/health.py",
+    "src/my_fastrtc_app/api/limits.py",
+    "src/my_fastrtc_app/api/webrtc.py",
     "src/my_fastrtc_app/app.py",
     "src/my_fastrtc_app/client.py",
     "src/my_fastrtc_app/handlers/__init__.py",
