@@ -43,12 +43,12 @@ async def test_listing_shows_both_doors(http: httpx.AsyncClient, peer: Connect) 
 @pytest.mark.parametrize(
     ("method", "path", "body"),
     [
-        ("GET", "/connections/nope", None),
-        ("DELETE", "/connections/nope", None),
-        ("POST", "/connections/nope/input", {"gain": 1.0}),
-        ("POST", "/connections/nope/response", None),
-        ("GET", "/connections/nope/outputs/latest", None),
-        ("GET", "/connections/nope/outputs", None),
+        ("GET", "/connections/nope_no_such_id", None),
+        ("DELETE", "/connections/nope_no_such_id", None),
+        ("POST", "/connections/nope_no_such_id/input", {"gain": 1.0}),
+        ("POST", "/connections/nope_no_such_id/response", None),
+        ("GET", "/connections/nope_no_such_id/outputs/latest", None),
+        ("GET", "/connections/nope_no_such_id/outputs", None),
     ],
 )
 async def test_unknown_id_is_404_naming_it(
@@ -56,9 +56,9 @@ async def test_unknown_id_is_404_naming_it(
 ) -> None:
     response = await http.request(method, path, json=body)
 
-    assert error_of(response, 404, "unknown_connection")["connection_id"] == "nope"
+    assert error_of(response, 404, "unknown_connection")["connection_id"] == "nope_no_such_id"
     assert response.headers["content-type"] == "application/json"
-    assert "nope" not in streams
+    assert "nope_no_such_id" not in streams
 
 
 @pytest.mark.parametrize("door", [Door.API, Door.UI])

@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -38,6 +38,12 @@ class Settings(BaseSettings):
     """STUN/TURN servers for browser and server alike, as JSON, e.g.
     ``[{"urls": "turn:turn.example.com:3478", "username": "u", "credential": "p"}]``.
     Empty: host candidates only, enough on one machine or a LAN."""
+    admin_token: SecretStr | None = None
+    """When set, listing and closing connections require ``Authorization: Bearer <token>``.
+    Unset: those routes are open, which suits one machine or a trusted network only."""
+    cors_origins: list[str] = Field(default_factory=list)
+    """Origins allowed to call the API from a browser, as JSON, e.g.
+    ``["https://app.example.com"]``. Empty (the default): no cross-origin access."""
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
 
     @field_validator("ui_path")

@@ -11,25 +11,31 @@ from fastrtc import AdditionalOutputs
 
 from ..handlers.echo import Input, Stats, stats_from
 from ..services.streams import ConnectionInfo
-from .deps import Streams
+from .auth import Admin
+from .deps import ConnectionId, Streams
 from .errors import ApiError, responses
 
 router = APIRouter(prefix="/connections", tags=["connections"])
 
 
-@router.get("", response_model=list[ConnectionInfo])
+@router.get("", response_model=list[ConnectionInfo], dependencies=[Admin], responses=responses(401))
 async def list_connections(streams: Streams) -> list[ConnectionInfo]:
     """Every connection, whichever way it was made (``source``: api, ui or websocket)."""
     return streams.list_connections()
 
 
 @router.get("/{connection_id}", response_model=ConnectionInfo, responses=responses(404))
-async def get_connection(connection_id: str, streams: Streams) -> ConnectionInfo:
+async def get_connection(connection_id: ConnectionId, streams: Streams) -> ConnectionInfo:
     return streams.get(connection_id)
 
 
-@router.delete("/{connection_id}", status_code=status.HTTP_204_NO_CONTENT, responses=responses(404))
-async def close_connection(connection_id: str, streams: Streams) -> None:
+@router.delete(
+    "/{connection_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    dependencies=[Admin],
+    responses=responses(401, 404),
+)
+async def close_connection(connection_id: ConnectionId, streams: Streams) -> None:
     """Close the connection's peer; it leaves the listing before this returns."""
     await streams.close(connection_id)
 
@@ -39,7 +45,7 @@ async def close_connection(connection_id: str, streams: Streams) -> None:
     status_code=status.HTTP_204_NO_CONTENT,
     responses=responses(404, 409),
 )
-async def set_input(connection_id: str, body: Input, streams: Streams) -> None:
+async def set_input(connection_id: ConnectionId, body: Input, streams: Streams) -> None:
     """Change the connection's input, as the UI's controls do. 409 until its media has started."""
     streams.set_input(connection_id, *body.model_dump().values())
 
@@ -49,13 +55,13 @@ async def set_input(connection_id: str, body: Input, streams: Streams) -> None:
     status_code=status.HTTP_202_ACCEPTED,
     responses=responses(404, 409),
 )
-async def trigger_response(connection_id: str, streams: Streams) -> None:
+async def trigger_response(connection_id: ConnectionId, streams: Streams) -> None:
     """Ask the handler to respond now; 409 if it cannot (the echo handler never waits)."""
     await streams.trigger_response(connection_id)
 
 
 @router.get("/{connection_id}/outputs/latest", response_model=Stats, responses=responses(404))
-async def latest_output(connection_id: str, streams: Streams) -> Stats:
+async def latest_output(connection_id: ConnectionId, streams: Streams) -> Stats:
     """The connection's last output; 404 ``no_output_yet`` before its first."""
     outputs = streams.latest_output(connection_id)
     if outputs is None:
@@ -65,7 +71,7 @@ async def latest_output(connection_id: str, streams: Streams) -> Stats:
     return stats_from(outputs)
 
 
-def subscription(connection_id: str, streams: Streams) -> AsyncIterator[AdditionalOutputs]:
+def subscription(connection_id: ConnectionId, streams: Streams) -> AsyncIterator[AdditionalOutputs]:
     # A dependency, so that an unknown id answers 404 before the event stream starts.
     return streams.subscribe(connection_id)
 

@@ -33,10 +33,16 @@ class ApiError(Exception):
     """An error a route answers with directly."""
 
     def __init__(
-        self, status_code: int, code: str, detail: str, connection_id: str | None = None
+        self,
+        status_code: int,
+        code: str,
+        detail: str,
+        connection_id: str | None = None,
+        headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(detail)
         self.status_code = status_code
+        self.headers = headers or {}
         self.body = ErrorBody(error=code, detail=detail, connection_id=connection_id)
 
 
@@ -72,7 +78,9 @@ async def _stream_error(request: Request, exc: Exception) -> JSONResponse:
 
 async def _api_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ApiError)
-    return error_response(exc.status_code, exc.body)
+    response = error_response(exc.status_code, exc.body)
+    response.headers.update(exc.headers)
+    return response
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
@@ -87,7 +95,12 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HTTPException)
-    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+    code = {
+        400: "bad_request",
+        404: "not_found",
+        405: "method_not_allowed",
+        413: "payload_too_large",
+    }.get(exc.status_code, "http_error")
     response = error_response(exc.status_code, ErrorBody(error=code, detail=str(exc.detail)))
     if exc.headers:
         response.headers.update(exc.headers)
