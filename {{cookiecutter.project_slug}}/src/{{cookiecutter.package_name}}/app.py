@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import RedirectResponse
 
-from .api import connections, errors, health
+from .api import connections, errors, health, offers
 from .services.streams import StreamService
 from .settings import Settings, get_settings
 from .stream import build_stream
@@ -39,7 +39,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_methods=["GET", "POST", "DELETE"],
             allow_headers=["Authorization", "Content-Type"],
         )
-    stream.mount(app, tags=["webrtc"])
+    offers.mount(app, stream)  # stream.mount, with a validated offer route answering our errors
     app.include_router(connections.router)
     app.include_router(health.router)
 

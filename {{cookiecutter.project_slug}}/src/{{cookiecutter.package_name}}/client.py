@@ -44,6 +44,11 @@ class OfferRefused(RuntimeError):
         super().__init__(f"offer refused: {reply}")
         self.reply = reply
 
+    @property
+    def code(self) -> str:
+        """The reason: ``error`` in the API's error body, ``meta.error`` in fastrtc's (UI)."""
+        return str(self.reply.get("error") or self.reply.get("meta", {}).get("error"))
+
 
 def new_connection_id() -> str:
     """An unguessable id: whoever knows it can reach the connection."""
@@ -187,6 +192,8 @@ async def connect(
                 "session_hash": secrets.token_hex(8),
             }
             response = await http.post(f"{ui_path}/gradio_api/component_server/", json=body)
+        if door is Door.API and response.status_code in (400, 409, 429):
+            raise OfferRefused(response.json())
         reply = response.raise_for_status().json()
         if reply.get("type") != "answer":
             raise OfferRefused(reply)
