@@ -1,5 +1,7 @@
 """``python -m {{ cookiecutter.package_name }}``: serve the app with the settings from the environment."""
 
+import math
+
 import uvicorn
 
 from .app import create_app
@@ -13,6 +15,8 @@ def main() -> None:
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
+        # Open event streams end when their connections close; then the lifespan closes peers.
+        timeout_graceful_shutdown=math.ceil(settings.shutdown_timeout),
     )
 
 

@@ -38,6 +38,8 @@ class Settings(BaseSettings):
     """STUN/TURN servers for browser and server alike, as JSON, e.g.
     ``[{"urls": "turn:turn.example.com:3478", "username": "u", "credential": "p"}]``.
     Empty: host candidates only, enough on one machine or a LAN."""
+    shutdown_timeout: float = Field(default=5.0, gt=0)
+    """Seconds that closing every connection may take on shutdown (SIGTERM) before exiting."""
     admin_token: SecretStr | None = None
     """When set, listing and closing connections require ``Authorization: Bearer <token>``.
     Unset: those routes are open, which suits one machine or a trusted network only."""

@@ -31,6 +31,8 @@ import asyncio
 import json
 import logging
 import math
+import time
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -173,6 +175,9 @@ class StreamService:
         }
         self._output_buffer = output_buffer
         self._outputs: dict[str, _Outputs] = {}
+        self._opened: dict[str, tuple[Source, float]] = {}
+        self.connections_total: Counter[Source] = Counter()
+        """Connections ever accepted, by source (for metrics)."""
         # fastrtc builds the UI component without the Stream's server-side ICE configuration.
         stream.webrtc_component.server_rtc_configuration = stream.server_rtc_configuration
         stream.webrtc_component.allow_extra_tracks = stream.allow_extra_tracks
@@ -208,6 +213,19 @@ class StreamService:
 
     def __contains__(self, connection_id: object) -> bool:
         return isinstance(connection_id, str) and self._find(connection_id) is not None
+
+    def registry_sizes(self) -> dict[str, int]:
+        """The size of each of fastrtc's per-connection registries, and of this service's own.
+
+        A diagnostic: with no connection live, every one is 0 (anything else is a leak).
+        """
+        sizes: dict[str, int] = {}
+        for source, owner in self._owners.items():
+            for name in ("pcs", "connections", "handlers", "additional_outputs"):
+                sizes[f"{source.value}.{name}"] = len(getattr(owner, name))
+        sizes["service.outputs"] = len(self._outputs)
+        sizes["service.opened"] = len(self._opened)
+        return sizes
 
     def __len__(self) -> int:
         return sum(len(owner.pcs) for owner in self._owners.values()) + len(self._websocket_ids())
@@ -362,7 +380,25 @@ class StreamService:
                 if refusal is not None:
                     logger.warning("offer %s refused: %s", body["webrtc_id"], refusal["error"])
                     return JSONResponse({"status": "failed", "meta": refusal})
-            return await handle_offer(body, set_outputs)
+            reply = await handle_offer(body, set_outputs)
+            connection_id = body.get("webrtc_id")
+            if (
+                body.get("type") == "offer"
+                and isinstance(connection_id, str)
+                and connection_id in owner.pcs
+                and connection_id not in self._opened
+            ):
+                self._opened[connection_id] = (source, time.monotonic())
+                self.connections_total[source] += 1
+                logger.info(
+                    "connection opened",
+                    extra={
+                        "event": "connect",
+                        "connection_id": connection_id,
+                        "source": source.value,
+                    },
+                )
+            return reply
 
         def fanned_out_outputs(connection_id: str) -> OutputsCallback:
             # Gradio's own output listener reads the UI component's queue, so the UI keeps it.
@@ -378,6 +414,17 @@ class StreamService:
 
         def cleaned_up(connection_id: str) -> Any:
             tracks = clean_up(connection_id)
+            opened = self._opened.pop(connection_id, None)
+            if opened is not None:
+                logger.info(
+                    "connection closed",
+                    extra={
+                        "event": "disconnect",
+                        "connection_id": connection_id,
+                        "source": opened[0].value,
+                        "duration_s": round(time.monotonic() - opened[1], 3),
+                    },
+                )
             outputs = self._outputs.pop(connection_id, None)
             if outputs is not None:
                 outputs.end()
