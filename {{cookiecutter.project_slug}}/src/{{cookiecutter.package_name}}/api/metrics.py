@@ -35,6 +35,14 @@ class StreamCollector(Collector):
         for source in Source:
             total.add_metric([source.value], self.streams.connections_total[source])
         yield total
+        registries = GaugeMetricFamily(
+            "app_registry_entries",
+            "Entries in each per-connection registry (all 0 when idle; else a leak)",
+            labels=["registry"],
+        )
+        for name, size in self.streams.registry_sizes().items():
+            registries.add_metric([name], size)
+        yield registries
         limit = GaugeMetricFamily("app_concurrency_limit", "Most connections at once")
         limit.add_metric([], self.streams.concurrency_limit)
         yield limit
