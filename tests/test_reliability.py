@@ -12,6 +12,7 @@ RELIABILITY_TESTS = {
     "test_load_every_peer_gets_its_echo",
     "test_sigterm_closes_every_connection_and_exits_0",
     "test_a_vanished_peer_is_reclaimed_within_the_peer_timeout",
+    "test_no_input_causes_a_server_error",
 }
 
 
