@@ -24,7 +24,11 @@ OPERATIONS = sorted(
 )
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=40),
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=40),
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner),
     max_leaves=10,
 )
@@ -36,6 +40,14 @@ offer_like = st.fixed_dictionaries(
         "webrtc_id": st.text(alphabet="abcXYZ019_-.!/ ", max_size=70) | json_values,
         "candidate": json_values,
     },
+)
+# Well-formed envelopes with hostile contents reach past validation, into the stream itself.
+offers = st.fixed_dictionaries(
+    {
+        "type": st.just("offer"),
+        "sdp": st.text(max_size=200) | st.just("v=0\r\n"),
+        "webrtc_id": st.from_regex(r"\A[A-Za-z0-9_-]{8,20}\Z"),
+    }
 )
 path_ids = st.text(alphabet="abcXYZ019_-.%~", min_size=0, max_size=70).filter(
     lambda s: s not in ("", ".", "..")
@@ -57,10 +69,13 @@ async def request(operation: tuple[str, str], connection_id: str, body: Any) -> 
 @given(
     operation=st.sampled_from(OPERATIONS),
     connection_id=path_ids,
-    body=offer_like | json_values,
+    body=offers | offer_like | json_values,
 )
 def test_no_input_causes_a_server_error(
     operation: tuple[str, str], connection_id: str, body: Any
 ) -> None:
     status = asyncio.run(request(operation, connection_id, body))
-    assert status < 500, (operation, connection_id, body, status)
+    # /ready answers 503 by design once fuzzed offers (a bare "v=0" SDP is a valid empty
+    # offer) fill the concurrency limit; every other 5xx is a bug.
+    full = operation == ("GET", "/ready") and status == 503
+    assert status < 500 or full, (operation, connection_id, body, status)
