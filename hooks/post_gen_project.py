@@ -21,7 +21,7 @@ EXCLUDED = [
         not ANSWERS["include_ui"],
         [f"src/{PACKAGE}/ui.py", "tests/test_ui.py", "tests/test_browser.py"],
     ),
-    (not ANSWERS["include_docker"], ["Dockerfile", ".dockerignore"]),
+    (not ANSWERS["include_docker"], ["Dockerfile", ".dockerignore", "tests/test_docker.py"]),
     (ANSWERS["ci"] != "github-actions", [".github"]),
 ]
 

@@ -88,6 +88,7 @@ def expected_paths(row: Row) -> dict[str, bool]:
         "LICENSE": row["license"] != "none",
         "licenses": False,
         "Dockerfile": row["include_docker"],
+        "tests/test_docker.py": row["include_docker"],
         ".dockerignore": row["include_docker"],
         f"{package}/ui.py": row["include_ui"],
         "tests/test_ui.py": row["include_ui"],

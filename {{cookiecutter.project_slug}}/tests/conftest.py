@@ -72,6 +72,10 @@ async def peer(http: httpx.AsyncClient) -> AsyncIterator[Connect]:
         await p.close()
 
 
+SERVERS: dict[str, subprocess.Popen[bytes]] = {}
+"""The processes ``serve`` has running, by base URL."""
+
+
 @contextmanager
 def serve(log: Path, **settings: str) -> Iterator[str]:
     """Serve the app with ``python -m {{ cookiecutter.package_name }}`` on 127.0.0.1; yield its URL.
@@ -95,9 +99,13 @@ def serve(log: Path, **settings: str) -> Iterator[str]:
             stderr=subprocess.STDOUT,
             cwd=Path(__file__).parent,  # no .env from the project directory
         )
+    base = ""
     try:
-        yield wait_until_serving(process, log)
+        base = wait_until_serving(process, log)
+        SERVERS[base] = process
+        yield base
     finally:
+        SERVERS.pop(base, None)
         process.terminate()
         try:
             process.wait(timeout=15)

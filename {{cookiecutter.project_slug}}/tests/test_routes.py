@@ -42,12 +42,12 @@ async def test_listing_shows_every_door(http: httpx.AsyncClient, peer: Connect) 
 @pytest.mark.parametrize(
     ("method", "path", "body"),
     [
-        ("GET", "/connections/nope", None),
-        ("DELETE", "/connections/nope", None),
-        ("POST", "/connections/nope/input", {"gain": 1.0}),
-        ("POST", "/connections/nope/response", None),
-        ("GET", "/connections/nope/outputs/latest", None),
-        ("GET", "/connections/nope/outputs", None),
+        ("GET", "/connections/nope_no_such_id", None),
+        ("DELETE", "/connections/nope_no_such_id", None),
+        ("POST", "/connections/nope_no_such_id/input", {"gain": 1.0}),
+        ("POST", "/connections/nope_no_such_id/response", None),
+        ("GET", "/connections/nope_no_such_id/outputs/latest", None),
+        ("GET", "/connections/nope_no_such_id/outputs", None),
     ],
 )
 async def test_unknown_id_is_404_naming_it(
@@ -55,9 +55,9 @@ async def test_unknown_id_is_404_naming_it(
 ) -> None:
     response = await http.request(method, path, json=body)
 
-    assert error_of(response, 404, "unknown_connection")["connection_id"] == "nope"
+    assert error_of(response, 404, "unknown_connection")["connection_id"] == "nope_no_such_id"
     assert response.headers["content-type"] == "application/json"
-    assert "nope" not in streams
+    assert "nope_no_such_id" not in streams
 
 
 @pytest.mark.parametrize("door", DOORS)
@@ -204,44 +204,6 @@ async def test_openapi_documents_the_api(http: httpx.AsyncClient) -> None:
     assert {"Source", "ConnectionInfo", "Stats", "Input"} <= set(schema["components"]["schemas"])
 
 
-BROKEN_MEDIA = "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\nm=audio x y z\r\n"
-
-
-@pytest.mark.parametrize(
-    ("body", "status", "code"),
-    [
-        ({"type": "offer", "sdp": "hello", "webrtc_id": "abc"}, 400, "invalid_offer"),
-        ({"type": "offer", "sdp": BROKEN_MEDIA, "webrtc_id": "abc"}, 400, "invalid_offer"),
-        ({"type": "offer", "webrtc_id": "abc"}, 422, "invalid_request"),
-        ({"type": "offer", "sdp": "", "webrtc_id": "abc"}, 422, "invalid_request"),
-        ({"type": "offer", "sdp": 5, "webrtc_id": "abc"}, 422, "invalid_request"),
-        ({"type": "answer", "sdp": "v=0", "webrtc_id": "abc"}, 422, "invalid_request"),
-        ({"type": "offer", "sdp": "v=0"}, 422, "invalid_request"),
-        ({"type": "offer", "sdp": "v=0", "webrtc_id": "bad id!"}, 422, "invalid_request"),
-        ({"type": "offer", "sdp": "v=0", "webrtc_id": "a" * 65}, 422, "invalid_request"),
-        (
-            {"type": "ice-candidate", "candidate": {"candidate": "x"}, "webrtc_id": "nope"},
-            404,
-            "unknown_connection",
-        ),
-        ([], 422, "invalid_request"),
-    ],
-)
-async def test_a_bad_offer_is_refused_and_takes_no_slot(
-    http: httpx.AsyncClient, streams: StreamService, body: object, status: int, code: str
-) -> None:
-    response = await http.post("/webrtc/offer", json=body)
-
-    error_of(response, status, code)
-    assert streams.list_connections() == []
-
-
-async def test_an_oversized_body_is_413(http: httpx.AsyncClient, streams: StreamService) -> None:
-    body = {"type": "offer", "sdp": "v=0\r\n" + "a=x\r\n" * 40_000, "webrtc_id": "abc"}
-    error_of(await http.post("/webrtc/offer", json=body), 413, "body_too_large")
-    assert streams.list_connections() == []
-
-
 async def test_a_refused_api_offer_has_a_status_that_says_why(
     http: httpx.AsyncClient, peer: Connect
 ) -> None:
@@ -254,14 +216,6 @@ async def test_a_refused_api_offer_has_a_status_that_says_why(
     with pytest.raises(OfferRefused) as refused:
         await connect(http, Door.API)
     assert (refused.value.status_code, refused.value.reason) == (429, "concurrency_limit_reached")
-
-
-@pytest.mark.parametrize("connection_id", ["bad%20id", "a" * 65, "semi;colon"])
-async def test_a_malformed_id_is_422_before_any_lookup(
-    http: httpx.AsyncClient, connection_id: str
-) -> None:
-    response = await http.get(f"/connections/{connection_id}")
-    assert "path.connection_id" in str(error_of(response, 422, "invalid_request")["detail"])
 
 
 @pytest.mark.parametrize("door", DOORS)

@@ -153,6 +153,8 @@ async def test_one_concurrency_limit_for_both_doors(
             await connect(http, door)
         assert refused.value.reason == "concurrency_limit_reached"
         assert refused.value.status_code == (429 if door is Door.API else 200)
+        reply = refused.value.reply
+        assert (reply if door is Door.API else reply["meta"])["limit"] == 4
     assert len(streams) == 4
 
 

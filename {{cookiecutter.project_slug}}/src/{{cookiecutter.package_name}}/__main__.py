@@ -1,19 +1,49 @@
 """``python -m {{ cookiecutter.package_name }}``: serve the app with the settings from the environment."""
 
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import signal
+import socket
+
 import uvicorn
+from fastapi import FastAPI
 
 from .app import create_app
+from .services.streams import StreamService
 from .settings import get_settings
+
+
+class Server(uvicorn.Server):
+    """uvicorn, closing every peer first on SIGTERM: open event streams end with their
+    connections, so uvicorn's wait for open requests does not run into its timeout."""
+
+    def __init__(self, config: uvicorn.Config, app: FastAPI, timeout: float) -> None:
+        super().__init__(config)
+        self.streams: StreamService = app.state.streams
+        self.timeout = timeout
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.streams.close_all(), self.timeout)
+        await super().shutdown(sockets)
+        # uvicorn re-raises the signal once it has stopped; a handled SIGTERM exits 0 instead.
+        self._captured_signals = [s for s in self._captured_signals if s != signal.SIGTERM]
 
 
 def main() -> None:
     settings = get_settings()
-    uvicorn.run(
-        create_app(settings),
+    app = create_app(settings)
+    config = uvicorn.Config(
+        app,
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
+        timeout_graceful_shutdown=math.ceil(settings.shutdown_timeout),
     )
+    Server(config, app, settings.shutdown_timeout).run()
 
 
 if __name__ == "__main__":

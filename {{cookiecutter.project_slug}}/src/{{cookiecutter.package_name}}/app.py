@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import RedirectResponse
 
-from .api import connections, errors, health, webrtc
-from .api.limits import MAX_BODY, BodySizeLimit
+from .api import connections, errors, health, metrics, offers
+from .observability import configure_logging
 from .services.streams import StreamService
 from .settings import Settings, get_settings
 from .stream import build_stream
@@ -18,27 +20,39 @@ from .stream import build_stream
 from .ui import mount_ui
 {%- endif %}
 
+logger = logging.getLogger(__name__)
+
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
-    logging.basicConfig(level=settings.log_level.upper())
+    configure_logging(settings.log_level)
     stream = build_stream(settings)
     streams = StreamService(stream, peer_timeout=settings.peer_timeout)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
-        await streams.close_all()
+        # SIGTERM: uvicorn stops taking requests, then this closes every peer, API and UI.
+        try:
+            await asyncio.wait_for(streams.close_all(), settings.shutdown_timeout)
+        except TimeoutError:
+            logger.warning("shutdown: connections still open after %ss", settings.shutdown_timeout)
 
     app = FastAPI(title=settings.title, lifespan=lifespan)
     app.state.settings = settings
     app.state.streams = streams
     errors.install(app)
-    app.add_middleware(BodySizeLimit, max_bytes=MAX_BODY, prefixes=("/webrtc", "/connections"))
-    app.include_router(webrtc.router)
-    app.add_api_websocket_route("/websocket/offer", stream.websocket_offer)
+    if settings.cors_origins:  # closed by default: no cross-origin access at all
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["Authorization", "Content-Type"],
+        )
+    offers.mount(app, stream)  # stream.mount, with a validated offer route answering our errors
     app.include_router(connections.router)
     app.include_router(health.router)
+    app.include_router(metrics.router)
 
     home = {% if cookiecutter.include_ui %}f"{settings.ui_path}/"{% else %}"/docs"{% endif %}
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field{% if cookiecutter.include_ui %}, field_validator{% endif %}
+from pydantic import BaseModel, Field, SecretStr{% if cookiecutter.include_ui %}, field_validator{% endif %}
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -41,6 +41,14 @@ class Settings(BaseSettings):
     """STUN/TURN servers for browser and server alike, as JSON, e.g.
     ``[{"urls": "turn:turn.example.com:3478", "username": "u", "credential": "p"}]``.
     Empty: host candidates only, enough on one machine or a LAN."""
+    shutdown_timeout: float = Field(default=5.0, gt=0)
+    """Seconds that closing every connection may take on shutdown (SIGTERM) before exiting."""
+    admin_token: SecretStr | None = None
+    """When set, listing and closing connections require ``Authorization: Bearer <token>``.
+    Unset: those routes are open, which suits one machine or a trusted network only."""
+    cors_origins: list[str] = Field(default_factory=list)
+    """Origins allowed to call the API from a browser, as JSON, e.g.
+    ``["https://app.example.com"]``. Empty (the default): no cross-origin access."""
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
 {%- if cookiecutter.include_ui %}
 

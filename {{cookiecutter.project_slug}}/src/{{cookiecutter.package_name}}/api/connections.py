@@ -11,13 +11,14 @@ from fastrtc import AdditionalOutputs
 
 from ..handlers.echo import Input, Stats, stats_from
 from ..services.streams import ConnectionInfo
+from .auth import Admin
 from .deps import ConnectionId, Streams
 from .errors import ApiError, responses
 
 router = APIRouter(prefix="/connections", tags=["connections"])
 
 
-@router.get("", response_model=list[ConnectionInfo])
+@router.get("", response_model=list[ConnectionInfo], dependencies=[Admin], responses=responses(401))
 async def list_connections(streams: Streams) -> list[ConnectionInfo]:
     """Every connection, whichever way it was made (``source``: api, ui or websocket)."""
     return streams.list_connections()
@@ -28,7 +29,12 @@ async def get_connection(connection_id: ConnectionId, streams: Streams) -> Conne
     return streams.get(connection_id)
 
 
-@router.delete("/{connection_id}", status_code=status.HTTP_204_NO_CONTENT, responses=responses(404))
+@router.delete(
+    "/{connection_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    dependencies=[Admin],
+    responses=responses(401, 404),
+)
 async def close_connection(connection_id: ConnectionId, streams: Streams) -> None:
     """Close the connection's peer; it leaves the listing before this returns."""
     await streams.close(connection_id)

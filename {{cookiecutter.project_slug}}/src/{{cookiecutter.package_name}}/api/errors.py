@@ -13,6 +13,8 @@ from starlette.exceptions import HTTPException
 
 from ..services.streams import (
     ConnectionNotReadyError,
+    InvalidOfferError,
+    OfferRefusedError,
     ResponseNotSupportedError,
     StreamError,
     UnknownConnectionError,
@@ -25,6 +27,8 @@ class ErrorBody(BaseModel):
     detail: str
     """What went wrong, for people."""
     connection_id: str | None = None
+    limit: int | None = None
+    """For ``concurrency_limit_reached``: the limit."""
     errors: list[dict[str, Any]] | None = None
     """For ``invalid_request``: pydantic's list of what failed to validate."""
 
@@ -33,10 +37,16 @@ class ApiError(Exception):
     """An error a route answers with directly."""
 
     def __init__(
-        self, status_code: int, code: str, detail: str, connection_id: str | None = None
+        self,
+        status_code: int,
+        code: str,
+        detail: str,
+        connection_id: str | None = None,
+        headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(detail)
         self.status_code = status_code
+        self.headers = headers or {}
         self.body = ErrorBody(error=code, detail=detail, connection_id=connection_id)
 
 
@@ -58,11 +68,26 @@ _STREAM_ERRORS: dict[type[StreamError], tuple[int, str]] = {
     UnknownConnectionError: (status.HTTP_404_NOT_FOUND, "unknown_connection"),
     ConnectionNotReadyError: (status.HTTP_409_CONFLICT, "connection_not_ready"),
     ResponseNotSupportedError: (status.HTTP_409_CONFLICT, "response_not_supported"),
+    InvalidOfferError: (status.HTTP_400_BAD_REQUEST, "invalid_offer"),
+}
+_REFUSALS: dict[str, int] = {
+    "concurrency_limit_reached": status.HTTP_429_TOO_MANY_REQUESTS,
+    "connection_already_exists": status.HTTP_409_CONFLICT,
+    "unknown_connection": status.HTTP_404_NOT_FOUND,
 }
 
 
 async def _stream_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StreamError)
+    if isinstance(exc, OfferRefusedError):
+        limit = exc.meta.get("limit")
+        body = ErrorBody(
+            error=exc.reason,
+            detail=str(exc),
+            connection_id=exc.connection_id,
+            limit=limit if isinstance(limit, int) else None,
+        )
+        return error_response(_REFUSALS.get(exc.reason, status.HTTP_400_BAD_REQUEST), body)
     status_code, code = _STREAM_ERRORS.get(type(exc), (status.HTTP_400_BAD_REQUEST, "bad_request"))
     connection_id = getattr(exc, "connection_id", None)
     return error_response(
@@ -72,7 +97,9 @@ async def _stream_error(request: Request, exc: Exception) -> JSONResponse:
 
 async def _api_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ApiError)
-    return error_response(exc.status_code, exc.body)
+    response = error_response(exc.status_code, exc.body)
+    response.headers.update(exc.headers)
+    return response
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
@@ -87,7 +114,12 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HTTPException)
-    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+    code = {
+        400: "bad_request",
+        404: "not_found",
+        405: "method_not_allowed",
+        413: "payload_too_large",
+    }.get(exc.status_code, "http_error")
     response = error_response(exc.status_code, ErrorBody(error=code, detail=str(exc.detail)))
     if exc.headers:
         response.headers.update(exc.headers)

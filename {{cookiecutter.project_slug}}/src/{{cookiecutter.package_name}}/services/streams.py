@@ -32,6 +32,8 @@ import json
 import logging
 import math
 import re
+import time
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -97,15 +99,6 @@ class ConnectionNotReadyError(StreamError):
         self.connection_id = connection_id
 
 
-class OfferRefusedError(StreamError):
-    """An offer was not taken; ``reason`` is fastrtc's code for why."""
-
-    def __init__(self, connection_id: str, reason: str, detail: str) -> None:
-        super().__init__(detail)
-        self.connection_id = connection_id
-        self.reason = reason
-
-
 class ResponseNotSupportedError(StreamError):
     """The connection's handler cannot be asked to respond now."""
 
@@ -113,6 +106,24 @@ class ResponseNotSupportedError(StreamError):
         super().__init__(f"connection {connection_id!r} cannot respond: {reason}")
         self.connection_id = connection_id
         self.reason = reason
+
+
+class OfferRefusedError(StreamError):
+    """The stream refused an offer (``reason``: fastrtc's code, e.g. the concurrency limit)."""
+
+    def __init__(self, connection_id: str, reason: str, meta: dict[str, Any]) -> None:
+        super().__init__(f"offer for {connection_id!r} refused: {reason}")
+        self.connection_id = connection_id
+        self.reason = reason
+        self.meta = meta
+
+
+class InvalidOfferError(StreamError):
+    """The offer could not be applied (e.g. its SDP does not parse); nothing was kept of it."""
+
+    def __init__(self, connection_id: str, reason: str) -> None:
+        super().__init__(f"invalid offer for {connection_id!r}: {reason}")
+        self.connection_id = connection_id
 
 
 def handler_inputs(latest_args: Sequence[Any]) -> list[Any]:
@@ -170,6 +181,9 @@ class StreamService:
         }
         self._output_buffer = output_buffer
         self._outputs: dict[str, _Outputs] = {}
+        self._opened: dict[str, tuple[Source, float]] = {}
+        self.connections_total: Counter[Source] = Counter()
+        """Connections ever accepted, by source (for metrics)."""
         # fastrtc builds the UI component without the Stream's server-side ICE configuration.
         stream.webrtc_component.server_rtc_configuration = stream.server_rtc_configuration
         stream.webrtc_component.allow_extra_tracks = stream.allow_extra_tracks
@@ -206,42 +220,48 @@ class StreamService:
     def __contains__(self, connection_id: object) -> bool:
         return isinstance(connection_id, str) and self._find(connection_id) is not None
 
+    def registry_sizes(self) -> dict[str, int]:
+        """The size of each of fastrtc's per-connection registries, and of this service's own.
+
+        A diagnostic: with no connection live, every one is 0 (anything else is a leak).
+        """
+        sizes: dict[str, int] = {}
+        for source, owner in self._owners.items():
+            for name in ("pcs", "connections", "handlers", "additional_outputs"):
+                sizes[f"{source.value}.{name}"] = len(getattr(owner, name))
+        sizes["service.outputs"] = len(self._outputs)
+        sizes["service.opened"] = len(self._opened)
+        return sizes
+
     def __len__(self) -> int:
         return sum(len(owner.pcs) for owner in self._owners.values()) + len(self._websocket_ids())
 
     # -- per-connection operations -------------------------------------------------------
 
-    async def answer(self, connection_id: str, sdp: str) -> str:
-        """Take an offer made through the API and return the answer's SDP.
+    async def offer(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Hand an API offer (or ICE candidate) to the stream; the answer, or a typed error.
 
-        ``OfferRefusedError`` says why an offer was not taken: ``invalid_connection_id``,
-        ``invalid_offer``, ``connection_already_exists`` or ``concurrency_limit_reached``.
+        fastrtc answers refusals as ``{"status": "failed", "meta": {...}}`` with HTTP 200 and
+        lets a bad SDP escape as an exception after it has registered the peer; here both
+        become errors, and a failed offer leaves nothing behind.
         """
-        body = {"sdp": sdp, "type": "offer", "webrtc_id": connection_id}
-        reply = await self._stream.handle_offer(
-            body, self._stream.set_additional_outputs(connection_id)
-        )
-        if isinstance(reply, JSONResponse):
-            meta = json.loads(bytes(reply.body))["meta"]
-            detail = meta.get("detail") or meta["error"].replace("_", " ")
-            raise OfferRefusedError(connection_id, meta["error"], detail)
-        return cast(str, reply["sdp"])
-
-    async def add_ice_candidate(self, connection_id: str, candidate: dict[str, Any]) -> None:
-        """Add a trickled ICE candidate to an API connection."""
-        source, _ = self._locate(connection_id)
-        if source is not Source.API:
-            raise UnknownConnectionError(connection_id)
-        body = {"type": "ice-candidate", "webrtc_id": connection_id, "candidate": candidate}
-        reply = await self._stream.handle_offer(
-            body, self._stream.set_additional_outputs(connection_id)
-        )
-        status = json.loads(bytes(reply.body)) if isinstance(reply, JSONResponse) else reply
-        if status.get("status") != "success":
-            error = status.get("meta", {}).get("error", "invalid_candidate")
-            raise OfferRefusedError(
-                connection_id, "invalid_candidate", f"candidate refused: {error}"
+        connection_id = str(body["webrtc_id"])
+        is_new = body.get("type") == "offer" and self._find(connection_id) is None
+        try:
+            reply = await self._stream.handle_offer(
+                body, set_outputs=self._stream.set_additional_outputs(connection_id)
             )
+        except Exception as exc:
+            if is_new and connection_id in self._stream.pcs:
+                await self.close(connection_id)
+            raise InvalidOfferError(connection_id, str(exc) or type(exc).__name__) from exc
+        if isinstance(reply, JSONResponse):
+            content = json.loads(bytes(reply.body))
+            if content.get("status") == "failed":
+                meta = dict(content.get("meta") or {})
+                raise OfferRefusedError(connection_id, str(meta.get("error", "failed")), meta)
+            return cast(dict[str, Any], content)
+        return cast(dict[str, Any], reply)
 
     def set_input(self, connection_id: str, *inputs: Any) -> None:
         """Hand ``inputs`` to the connection's handler, as the Gradio UI's input components do."""
@@ -344,16 +364,27 @@ class StreamService:
                 "error": "invalid_connection_id",
                 "detail": f"invalid connection id: {connection_id!r}",
             }
-        if body.get("type") != "offer" or not isinstance(sdp, str) or "\nm=" not in sdp:
-            detail = "an offer needs type 'offer' and an SDP with at least one media section"
-            return {"error": "invalid_offer", "detail": detail}
         if self._find(connection_id) is not None or any(
             connection_id in owner.connections for owner in self._owners.values()
         ):
             return {"error": "connection_already_exists"}
         if len(self) >= self.concurrency_limit:
             return {"error": "concurrency_limit_reached", "limit": self.concurrency_limit}
+        if body.get("type") != "offer" or not isinstance(sdp, str) or "\nm=" not in sdp:
+            detail = "an offer needs type 'offer' and an SDP with at least one media section"
+            return {"error": "invalid_offer", "detail": detail}
         return None
+
+    def _opened_by(self, source: Source, connection_id: str, owner: WebRTCConnectionMixin) -> None:
+        """Record and log a connection that ``owner`` has just taken."""
+        if connection_id not in owner.pcs or connection_id in self._opened:
+            return
+        self._opened[connection_id] = (source, time.monotonic())
+        self.connections_total[source] += 1
+        logger.info(
+            "connection opened",
+            extra={"event": "connect", "connection_id": connection_id, "source": source.value},
+        )
 
     def _install(self, source: Source, owner: WebRTCConnectionMixin) -> None:
         """Wrap the three fastrtc methods through which connections come, emit and go."""
@@ -370,13 +401,16 @@ class StreamService:
             refusal = self._refusal(body)
             if refusal is None:
                 try:
-                    return await handle_offer(body, set_outputs)
+                    reply = await handle_offer(body, set_outputs)
                 except Exception as exc:  # aiortc could not apply the SDP: free what it took
                     await _discard(owner, body["webrtc_id"])
                     refusal = {
                         "error": "invalid_offer",
                         "detail": f"the offer was not applied: {exc}",
                     }
+                else:
+                    self._opened_by(source, body["webrtc_id"], owner)
+                    return reply
             logger.warning("offer %r refused: %s", body.get("webrtc_id"), refusal["error"])
             return JSONResponse({"status": "failed", "meta": refusal})
 
@@ -394,6 +428,17 @@ class StreamService:
 
         def cleaned_up(connection_id: str) -> Any:
             tracks = clean_up(connection_id)
+            opened = self._opened.pop(connection_id, None)
+            if opened is not None:
+                logger.info(
+                    "connection closed",
+                    extra={
+                        "event": "disconnect",
+                        "connection_id": connection_id,
+                        "source": opened[0].value,
+                        "duration_s": round(time.monotonic() - opened[1], 3),
+                    },
+                )
             outputs = self._outputs.pop(connection_id, None)
             if outputs is not None:
                 outputs.end()

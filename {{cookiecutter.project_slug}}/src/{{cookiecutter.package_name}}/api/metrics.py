@@ -1,0 +1,56 @@
+"""``GET /metrics``: Prometheus text format, read from the connection layer at scrape time."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+
+from fastapi import APIRouter, Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from ..services.streams import Source, StreamService
+from .auth import Admin
+from .deps import Streams
+
+router = APIRouter(tags=["health"])
+
+
+class StreamCollector(Collector):
+    def __init__(self, streams: StreamService) -> None:
+        self.streams = streams
+
+    def collect(self) -> Iterator[Metric]:
+        active = GaugeMetricFamily(
+            "app_connections_active", "Live connections, by source", labels=["source"]
+        )
+        live = Counter(info.source for info in self.streams.list_connections())
+        for source in Source:
+            active.add_metric([source.value], live[source])
+        yield active
+        total = CounterMetricFamily(
+            "app_connections", "Connections accepted, by source", labels=["source"]
+        )
+        for source in Source:
+            total.add_metric([source.value], self.streams.connections_total[source])
+        yield total
+        registries = GaugeMetricFamily(
+            "app_registry_entries",
+            "Entries in each per-connection registry (all 0 when idle; else a leak)",
+            labels=["registry"],
+        )
+        for name, size in self.streams.registry_sizes().items():
+            registries.add_metric([name], size)
+        yield registries
+        limit = GaugeMetricFamily("app_concurrency_limit", "Most connections at once")
+        limit.add_metric([], self.streams.concurrency_limit)
+        yield limit
+
+
+@router.get("/metrics", dependencies=[Admin], response_class=Response)
+async def metrics(streams: Streams) -> Response:
+    """Prometheus metrics (needs the admin token when ``APP_ADMIN_TOKEN`` is set)."""
+    registry = CollectorRegistry()
+    registry.register(StreamCollector(streams))
+    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,115 @@
+"""The security model: the admin token, connection-id validation and CORS."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from pydantic import SecretStr
+
+from {{ cookiecutter.package_name }}.app import create_app
+from {{ cookiecutter.package_name }}.client import Door
+from {{ cookiecutter.package_name }}.settings import Settings
+
+from .conftest import DOORS, Connect
+
+TOKEN = "s3cret-admin-token"
+
+
+@pytest.fixture
+def settings() -> Settings:
+    return Settings(  # type: ignore[call-arg]
+        _env_file=None,
+        concurrency_limit=4,
+        admin_token=SecretStr(TOKEN),
+        cors_origins=["https://allowed.example"],
+    )
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.mark.parametrize("headers", [{}, bearer("wrong"), {"Authorization": "Basic eDp5"}])
+async def test_listing_and_closing_need_the_token(
+    http: httpx.AsyncClient, peer: Connect, headers: dict[str, str]
+) -> None:
+    client = await peer(Door.API)
+
+    listing = await http.get("/connections", headers=headers)
+    closing = await http.delete(f"/connections/{client.connection_id}", headers=headers)
+
+    for response in (listing, closing):
+        assert response.status_code == 401, response.text
+        assert response.json()["error"] == "unauthorized"
+        assert response.headers["www-authenticate"] == "Bearer"
+    assert (await http.get(f"/connections/{client.connection_id}")).status_code == 200
+
+
+async def test_the_token_allows_listing_and_closing(http: httpx.AsyncClient, peer: Connect) -> None:
+    client = await peer(DOORS[-1])
+
+    listing = await http.get("/connections", headers=bearer(TOKEN))
+    assert [c["id"] for c in listing.json()] == [client.connection_id]
+    closing = await http.delete(f"/connections/{client.connection_id}", headers=bearer(TOKEN))
+    assert closing.status_code == 204
+    assert (await http.get("/connections", headers=bearer(TOKEN))).json() == []
+
+
+async def test_a_connection_s_own_routes_need_only_its_id(
+    http: httpx.AsyncClient, peer: Connect
+) -> None:
+    client = await peer(Door.API)
+    base = f"/connections/{client.connection_id}"
+
+    assert (await http.get(base)).status_code == 200
+    assert (await http.get(f"{base}/outputs/latest")).status_code in (200, 404)
+
+
+@pytest.mark.parametrize(
+    "connection_id",
+    ["x" * 65, "has.dot_inside", "spaces%20in%20it", "semi;colon99"],
+)
+async def test_malformed_ids_are_422_before_any_lookup(
+    http: httpx.AsyncClient, connection_id: str
+) -> None:
+    for method, path in [
+        ("GET", f"/connections/{connection_id}"),
+        ("POST", f"/connections/{connection_id}/response"),
+        ("GET", f"/connections/{connection_id}/outputs"),
+        ("DELETE", f"/connections/{connection_id}"),
+    ]:
+        response = await http.request(method, path, headers=bearer(TOKEN))
+        assert response.status_code == 422, (method, path, response.text)
+        assert response.json()["error"] == "invalid_request"
+
+
+@pytest.mark.parametrize("connection_id", ["k3j5h2g9q1z", "a1b2c3d4", "Zm9vYmFyLWJhei1xdXV4_-"])
+async def test_ui_and_client_ids_are_accepted(http: httpx.AsyncClient, connection_id: str) -> None:
+    response = await http.get(f"/connections/{connection_id}")
+    assert response.status_code == 404
+    assert response.json()["error"] == "unknown_connection"
+
+
+async def test_cors_allows_only_the_configured_origins(http: httpx.AsyncClient) -> None:
+    allowed = await http.get("/health", headers={"Origin": "https://allowed.example"})
+    other = await http.get("/health", headers={"Origin": "https://evil.example"})
+
+    assert allowed.headers["access-control-allow-origin"] == "https://allowed.example"
+    assert "access-control-allow-origin" not in other.headers
+
+
+@pytest.fixture
+async def open_http() -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(Settings(_env_file=None))  # type: ignore[call-arg]
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://app") as client:
+        yield client
+
+
+async def test_defaults_are_no_token_and_no_cors(open_http: httpx.AsyncClient) -> None:
+    response = await open_http.get("/connections", headers={"Origin": "https://any.example"})
+
+    assert response.status_code == 200
+    assert "access-control-allow-origin" not in response.headers
