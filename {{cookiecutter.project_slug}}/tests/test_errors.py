@@ -26,6 +26,13 @@ GOOD_ID = "abcdefgh12345678"
             id="bad-sdp",
         ),
         pytest.param(
+            # Passes the media-section check, then aiortc cannot apply it: what it took is freed.
+            {"type": "offer", "sdp": "v=0\r\nm=audio x y z\r\n", "webrtc_id": GOOD_ID},
+            400,
+            "invalid_offer",
+            id="sdp-that-cannot-be-applied",
+        ),
+        pytest.param(
             {"type": "offer", "webrtc_id": GOOD_ID}, 422, "invalid_request", id="missing-sdp"
         ),
         pytest.param({"type": "offer", "sdp": "v=0"}, 422, "invalid_request", id="missing-id"),

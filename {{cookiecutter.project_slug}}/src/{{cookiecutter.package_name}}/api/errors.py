@@ -13,7 +13,6 @@ from starlette.exceptions import HTTPException
 
 from ..services.streams import (
     ConnectionNotReadyError,
-    InvalidOfferError,
     OfferRefusedError,
     ResponseNotSupportedError,
     StreamError,
@@ -68,7 +67,6 @@ _STREAM_ERRORS: dict[type[StreamError], tuple[int, str]] = {
     UnknownConnectionError: (status.HTTP_404_NOT_FOUND, "unknown_connection"),
     ConnectionNotReadyError: (status.HTTP_409_CONFLICT, "connection_not_ready"),
     ResponseNotSupportedError: (status.HTTP_409_CONFLICT, "response_not_supported"),
-    InvalidOfferError: (status.HTTP_400_BAD_REQUEST, "invalid_offer"),
 }
 _REFUSALS: dict[str, int] = {
     "concurrency_limit_reached": status.HTTP_429_TOO_MANY_REQUESTS,

@@ -112,18 +112,10 @@ class OfferRefusedError(StreamError):
     """The stream refused an offer (``reason``: fastrtc's code, e.g. the concurrency limit)."""
 
     def __init__(self, connection_id: str, reason: str, meta: dict[str, Any]) -> None:
-        super().__init__(f"offer for {connection_id!r} refused: {reason}")
+        super().__init__(meta.get("detail") or f"offer for {connection_id!r} refused: {reason}")
         self.connection_id = connection_id
         self.reason = reason
         self.meta = meta
-
-
-class InvalidOfferError(StreamError):
-    """The offer could not be applied (e.g. its SDP does not parse); nothing was kept of it."""
-
-    def __init__(self, connection_id: str, reason: str) -> None:
-        super().__init__(f"invalid offer for {connection_id!r}: {reason}")
-        self.connection_id = connection_id
 
 
 def handler_inputs(latest_args: Sequence[Any]) -> list[Any]:
@@ -241,20 +233,14 @@ class StreamService:
     async def offer(self, body: dict[str, Any]) -> dict[str, Any]:
         """Hand an API offer (or ICE candidate) to the stream; the answer, or a typed error.
 
-        fastrtc answers refusals as ``{"status": "failed", "meta": {...}}`` with HTTP 200 and
-        lets a bad SDP escape as an exception after it has registered the peer; here both
-        become errors, and a failed offer leaves nothing behind.
+        fastrtc answers refusals as ``{"status": "failed", "meta": {...}}`` with HTTP 200;
+        here they become ``OfferRefusedError``. A bad SDP is refused (and what it took freed)
+        by the admission installed on both owners, so it arrives here as a refusal too.
         """
         connection_id = str(body["webrtc_id"])
-        is_new = body.get("type") == "offer" and self._find(connection_id) is None
-        try:
-            reply = await self._stream.handle_offer(
-                body, set_outputs=self._stream.set_additional_outputs(connection_id)
-            )
-        except Exception as exc:
-            if is_new and connection_id in self._stream.pcs:
-                await self.close(connection_id)
-            raise InvalidOfferError(connection_id, str(exc) or type(exc).__name__) from exc
+        reply = await self._stream.handle_offer(
+            body, set_outputs=self._stream.set_additional_outputs(connection_id)
+        )
         if isinstance(reply, JSONResponse):
             content = json.loads(bytes(reply.body))
             if content.get("status") == "failed":
