@@ -24,6 +24,12 @@ EXCLUDED = [
     (not ANSWERS["include_docker"], ["Dockerfile", ".dockerignore", "tests/test_docker.py"]),
     (ANSWERS["ci"] != "github-actions", [".github"]),
 ]
+# One handler is kept, with its tests: the module named after the answer.
+HANDLERS = ["echo", "reply_on_pause", "custom"]
+EXCLUDED += [
+    (name != ANSWERS["__handler_module"], [f"src/{PACKAGE}/handlers/{name}.py", f"tests/test_{name}.py"])
+    for name in HANDLERS
+]
 
 
 def remove(path: Path) -> None:

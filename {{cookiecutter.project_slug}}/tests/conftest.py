@@ -16,7 +16,7 @@ import pytest
 from fastapi import FastAPI
 
 from {{ cookiecutter.package_name }}.app import create_app
-from {{ cookiecutter.package_name }}.client import Door, Peer, connect
+from {{ cookiecutter.package_name }}.client import Door, Peer, Speech, connect
 from {{ cookiecutter.package_name }}.services.streams import StreamService
 from {{ cookiecutter.package_name }}.settings import Settings
 
@@ -24,6 +24,9 @@ Connect = Callable[..., Awaitable[Peer]]
 
 DOORS = [Door.API{% if cookiecutter.include_ui %}, Door.UI{% endif %}]
 """The ways in which this app takes connections: every test of the layer goes through each."""
+
+SPEECH: Speech | None = {{ "Speech()" if cookiecutter.handler == "reply-on-pause" else "None" }}
+"""How test peers talk: steadily, or in turns with pauses for a handler that waits for them."""
 
 
 @pytest.fixture
@@ -62,7 +65,7 @@ async def peer(http: httpx.AsyncClient) -> AsyncIterator[Connect]:
     opened: list[Peer] = []
 
     async def open_peer(door: Door, **kwargs: object) -> Peer:
-        new = await connect(http, door, **kwargs)  # type: ignore[arg-type]
+        new = await connect(http, door, **{"speech": SPEECH, **kwargs})  # type: ignore[arg-type]
         opened.append(new)
         await new.wait_connected()
         return new

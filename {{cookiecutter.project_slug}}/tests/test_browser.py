@@ -30,7 +30,7 @@ from playwright.async_api import BrowserContext, Page, async_playwright
 
 from {{ cookiecutter.package_name }}.client import wait_until
 
-from .conftest import serve
+from .conftest import SPEECH, serve
 
 CHROMIUM = os.environ.get("CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 PEER_TIMEOUT = 2.0
@@ -77,11 +77,16 @@ if not os.access(CHROMIUM, os.X_OK):
 
 @pytest.fixture(scope="module")
 def tone(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A 440 Hz tone at -13.5 dBFS, which Chromium plays as its microphone."""
+    """A 440 Hz tone at -13.5 dBFS, which Chromium plays (in a loop) as its microphone.
+
+    It talks and pauses like the test peers do (``SPEECH``), or else it is steady.
+    """
     path = tmp_path_factory.mktemp("audio") / "tone.wav"
     rate = 48_000
-    t = np.arange(rate * 2) / rate
+    t = np.arange(int(rate * (SPEECH.cycle_s if SPEECH else 2))) / rate
     samples = (0.3 * 32767 * np.sin(2 * math.pi * 440 * t)).astype(np.int16)
+    if SPEECH:
+        samples[t >= SPEECH.talk_s] = 0
     with wave.open(str(path), "wb") as out:
         out.setnchannels(1)
         out.setsampwidth(2)

@@ -5,7 +5,8 @@ It connects the way a browser does, through either door of the app:
 - ``Door.API``: ``POST /webrtc/offer``;
 - ``Door.UI``: the Gradio UI's ``<ui>/gradio_api/component_server/`` with ``fn_name`` "offer".
 
-It sends a steady tone and counts the audio it gets back.
+It sends a tone (steady, or in turns of talk and pause like speech) and counts the audio it
+gets back.
 """
 
 from __future__ import annotations
@@ -59,15 +60,30 @@ def new_connection_id() -> str:
     return secrets.token_urlsafe(16)
 
 
+@dataclass(frozen=True)
+class Speech:
+    """Talk for ``talk_s`` seconds, then pause for ``pause_s``, over and over."""
+
+    talk_s: float = 0.8
+    pause_s: float = 1.6
+
+    @property
+    def cycle_s(self) -> float:
+        return self.talk_s + self.pause_s
+
+
 class ToneTrack(MediaStreamTrack):
-    """A microphone that plays a sine tone, paced in real time."""
+    """A microphone that plays a sine tone, paced in real time: steady, or as ``speech``."""
 
     kind = "audio"
 
-    def __init__(self, hz: float = 440.0, amplitude: float = 0.3) -> None:
+    def __init__(
+        self, hz: float = 440.0, amplitude: float = 0.3, speech: Speech | None = None
+    ) -> None:
         super().__init__()
         self.hz = hz
         self.amplitude = amplitude
+        self.speech = speech
         self._pts = 0
         self._start: float | None = None
 
@@ -81,6 +97,8 @@ class ToneTrack(MediaStreamTrack):
             await asyncio.sleep(delay)
         t = (np.arange(FRAME_SAMPLES) + self._pts) / SAMPLE_RATE
         wave = self.amplitude * 32767 * np.sin(2 * math.pi * self.hz * t)
+        if self.speech is not None:
+            wave[t % self.speech.cycle_s >= self.speech.talk_s] = 0.0
         frame = AudioFrame.from_ndarray(
             wave.astype(np.int16).reshape(1, -1), format="s16", layout="mono"
         )
@@ -165,11 +183,13 @@ async def connect(
     ui_path: str = "/ui",
     connection_id: str | None = None,
     hz: float = 440.0,
+    speech: Speech | None = None,
     audio: bool = True,
 ) -> Peer:
     """Offer a new connection through ``door`` and return once the answer is applied.
 
     ``http`` has the app's base URL. Call ``wait_connected`` on the result to wait for ICE.
+    With ``speech`` the tone comes in turns with pauses, as a pause-detecting handler needs.
     With ``audio=False`` the peer offers only its data channel, so no media ever starts.
     """
     pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
@@ -177,7 +197,7 @@ async def connect(
     channel = pc.createDataChannel("text")  # fastrtc starts the media once a channel exists
     channel.on("message", peer.messages.append)
     if audio:
-        pc.addTrack(ToneTrack(hz))
+        pc.addTrack(ToneTrack(hz, speech=speech))
 
     @pc.on("track")
     def on_track(track: MediaStreamTrack) -> None:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import gradio as gr
 from fastrtc import Stream
 
-from .handlers.echo import EchoHandler, Input, Stats
+from .handlers import build_handler
+from .handlers.io import Input, Stats
 from .settings import Settings
 
 
@@ -18,7 +19,7 @@ def build_stream(settings: Settings) -> Stream:
     rtc_configuration = settings.rtc_configuration()
     default = Input()
     return Stream(
-        handler=EchoHandler(),
+        handler=build_handler(),
         modality="audio",
         mode="send-receive",
         concurrency_limit=settings.concurrency_limit,
@@ -29,7 +30,7 @@ def build_stream(settings: Settings) -> Stream:
             gr.Slider(0.0, 4.0, value=default.gain, step=0.1, label="Gain"),
         ],
         additional_outputs=[
-            gr.Number(label="Frames echoed", precision=0),
+            gr.Number(label="Frames sent back", precision=0),
             gr.Number(label="Level (dBFS)"),
         ],
         additional_outputs_handler=show_stats,

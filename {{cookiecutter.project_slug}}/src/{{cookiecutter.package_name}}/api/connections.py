@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, status
 from fastapi.sse import EventSourceResponse
 from fastrtc import AdditionalOutputs
 
-from ..handlers.echo import Input, Stats, stats_from
+from ..handlers.io import Input, Stats, stats_from
 from ..services.streams import ConnectionInfo
 from .auth import Admin
 from .deps import ConnectionId, Streams
@@ -56,7 +56,7 @@ async def set_input(connection_id: ConnectionId, body: Input, streams: Streams) 
     responses=responses(404, 409),
 )
 async def trigger_response(connection_id: ConnectionId, streams: Streams) -> None:
-    """Ask the handler to respond now; 409 if it cannot (the echo handler never waits)."""
+    """Ask the handler to respond now; 409 if it cannot (only a pause-detecting handler can)."""
     await streams.trigger_response(connection_id)
 
 

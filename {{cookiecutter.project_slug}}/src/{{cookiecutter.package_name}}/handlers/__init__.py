@@ -1,1 +1,5 @@
-"""Stream handlers: what the app does with each connection's media."""
+"""The stream's handler (``build_handler``) and its typed contract (``io``)."""
+
+from .{{ cookiecutter.__handler_module }} import build_handler
+
+__all__ = ["build_handler"]

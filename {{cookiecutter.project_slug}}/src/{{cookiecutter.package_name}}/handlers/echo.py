@@ -1,49 +1,20 @@
 """The default handler: sends each connection's audio back, scaled by a gain, and reports levels.
 
-Replace it with your model: keep the ``Input`` and ``Stats`` models (or your own) so the API,
-the UI and the tests keep their typed contract.
+Replace it with your model and keep the ``Input`` and ``Stats`` models of ``io.py`` (or change
+them there) so the API, the UI and the tests keep their typed contract.
 """
 
 from __future__ import annotations
 
 import asyncio
-import math
 
-import numpy as np
-import numpy.typing as npt
 from fastrtc import AdditionalOutputs, AsyncStreamHandler
 from fastrtc.tracks import EmitType
-from pydantic import BaseModel, Field, ValidationError
 
-from ..services.streams import handler_inputs
+from .io import SAMPLE_RATE, AudioFrame, Input, Stats, apply_gain, level_dbfs
 
-AudioFrame = tuple[int, npt.NDArray[np.int16]]
-
-SAMPLE_RATE = 48_000
 STATS_EVERY = 25
 """Frames between two stats outputs (aiortc frames are 20 ms: twice a second)."""
-
-
-class Input(BaseModel):
-    """What a client may change while connected."""
-
-    gain: float = Field(default=1.0, ge=0.0, le=4.0, description="Echo volume factor.")
-
-
-class Stats(BaseModel):
-    """What the handler reports while connected (its additional output)."""
-
-    frames: int = Field(description="Audio frames echoed so far.")
-    level_dbfs: float = Field(description="Level of the last frame, dB below full scale.")
-    gain: float = Field(description="Gain in force.")
-
-
-def level_dbfs(audio: npt.NDArray[np.int16]) -> float:
-    """RMS level of ``audio`` in dBFS, floored at -120."""
-    if audio.size == 0:
-        return -120.0
-    rms = float(np.sqrt(np.mean(np.square(audio.astype(np.float64) / 32768.0))))
-    return max(-120.0, 20.0 * math.log10(rms)) if rms > 0 else -120.0
 
 
 class EchoHandler(AsyncStreamHandler):
@@ -59,17 +30,11 @@ class EchoHandler(AsyncStreamHandler):
 
     def current_input(self) -> Input:
         """The last input set on this connection (by the UI's slider or the API)."""
-        inputs = handler_inputs(self.latest_args)
-        try:
-            return Input(gain=inputs[0]) if inputs else Input()
-        except ValidationError:
-            return Input()
+        return Input.from_args(self.latest_args)
 
     async def receive(self, frame: AudioFrame) -> None:
         rate, audio = frame
-        gain = self.current_input().gain
-        scaled = np.clip(audio.astype(np.float32) * gain, -32768, 32767).astype(np.int16)
-        await self._frames.put((rate, scaled))
+        await self._frames.put((rate, apply_gain(audio, self.current_input().gain)))
 
     async def emit(self) -> EmitType:
         rate, audio = await self._frames.get()
@@ -82,9 +47,6 @@ class EchoHandler(AsyncStreamHandler):
         return ((rate, audio), AdditionalOutputs(stats))
 
 
-def stats_from(outputs: AdditionalOutputs) -> Stats:
-    """The ``Stats`` an ``EchoHandler`` put in its additional output."""
-    (stats,) = outputs.args
-    if not isinstance(stats, Stats):
-        raise TypeError(f"expected Stats, got {type(stats).__name__}")
-    return stats
+def build_handler() -> EchoHandler:
+    """The handler the stream copies for each connection."""
+    return EchoHandler()

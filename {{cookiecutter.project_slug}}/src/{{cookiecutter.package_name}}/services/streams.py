@@ -19,7 +19,10 @@ pair behave as one stream:
 - additional outputs reach every subscriber, and a subscription ends when its connection does
   (fastrtc's ``output_stream`` on a dead id never ends);
 - ``close`` really closes the peer (fastrtc's ``update_connection`` only asks the browser to);
-- a peer that stops answering is dropped after ``peer_timeout`` seconds, not aioice's fixed 30.
+- a peer that stops answering is dropped after ``peer_timeout`` seconds, not aioice's fixed 30;
+- a handler that asks for its inputs (``ReplyOnPause`` does at every pause) gets the current
+  ones at once: fastrtc waits for the client to send them again, which the Gradio UI does
+  (and may then change them) but an API client need not.
 
 Inputs reach a handler in the shape the Gradio UI gives them, whatever the path:
 ``handler.latest_args == ["__webrtc_value__", connection_id, *inputs]``; see ``handler_inputs``.
@@ -43,6 +46,7 @@ import aioice.ice
 from aiortc import RTCPeerConnection
 from fastapi.responses import JSONResponse
 from fastrtc import AdditionalOutputs, ReplyOnPause, Stream
+from fastrtc.tracks import StreamHandlerBase
 from fastrtc.webrtc_connection_mixin import WebRTCConnectionMixin
 from fastrtc.websocket import WebSocketHandler
 from pydantic import BaseModel, ConfigDict
@@ -174,6 +178,7 @@ class StreamService:
         self._output_buffer = output_buffer
         self._outputs: dict[str, _Outputs] = {}
         self._opened: dict[str, tuple[Source, float]] = {}
+        self._inputs: dict[str, list[Any]] = {}
         self.connections_total: Counter[Source] = Counter()
         """Connections ever accepted, by source (for metrics)."""
         # fastrtc builds the UI component without the Stream's server-side ICE configuration.
@@ -223,6 +228,7 @@ class StreamService:
                 sizes[f"{source.value}.{name}"] = len(getattr(owner, name))
         sizes["service.outputs"] = len(self._outputs)
         sizes["service.opened"] = len(self._opened)
+        sizes["service.inputs"] = len(self._inputs)
         return sizes
 
     def __len__(self) -> int:
@@ -367,17 +373,38 @@ class StreamService:
             return
         self._opened[connection_id] = (source, time.monotonic())
         self.connections_total[source] += 1
+        self._answer_input_requests(connection_id, owner.handlers.get(connection_id))
         logger.info(
             "connection opened",
             extra={"event": "connect", "connection_id": connection_id, "source": source.value},
         )
 
+    def _answer_input_requests(self, connection_id: str, handler: object) -> None:
+        """Answer the handler's requests for inputs with the current ones.
+
+        fastrtc's handlers ask the client for its inputs over the data channel and wait for
+        them (``ReplyOnPause`` at every pause). The Gradio UI answers, and its answer still
+        arrives; an API client need not, and the handler goes on with the inputs last set,
+        through the UI or the API.
+        """
+        if not isinstance(handler, StreamHandlerBase):
+            return
+        ask_client = cast(Callable[[], Awaitable[None]], handler.fetch_args)
+
+        async def fetch_args() -> None:
+            await ask_client()
+            inputs = self._inputs.get(connection_id, [])
+            handler.set_args([connection_id, *inputs])
+
+        handler.fetch_args = fetch_args  # type: ignore[method-assign]
+
     def _install(self, source: Source, owner: WebRTCConnectionMixin) -> None:
-        """Wrap the three fastrtc methods through which connections come, emit and go."""
+        """Wrap the fastrtc methods through which connections come, take input, emit and go."""
         handle_offer = cast(
             Callable[[dict[str, Any], OutputsCallback], Awaitable[Any]], owner.handle_offer
         )
         set_additional_outputs = owner.set_additional_outputs
+        set_input = owner.set_input
         clean_up = owner.clean_up
 
         async def admitted_offer(body: dict[str, Any], set_outputs: OutputsCallback) -> Any:
@@ -412,9 +439,16 @@ class StreamService:
 
             return publish
 
+        def recorded_input(connection_id: str, *args: Any) -> None:
+            # The UI's controls and the API's input route both come here: the last one wins.
+            set_input(connection_id, *args)
+            if owner.connections.get(connection_id):
+                self._inputs[connection_id] = list(args[1:])
+
         def cleaned_up(connection_id: str) -> Any:
             tracks = clean_up(connection_id)
             opened = self._opened.pop(connection_id, None)
+            self._inputs.pop(connection_id, None)
             if opened is not None:
                 logger.info(
                     "connection closed",
@@ -434,6 +468,7 @@ class StreamService:
         # through ``self``, so every path (HTTP, UI, websocket) goes through these wrappers.
         owner.handle_offer = admitted_offer  # type: ignore[method-assign]
         owner.set_additional_outputs = fanned_out_outputs  # type: ignore[method-assign,assignment]
+        owner.set_input = recorded_input  # type: ignore[method-assign,assignment]
         owner.clean_up = cleaned_up  # type: ignore[method-assign,assignment]
 
 

@@ -1,0 +1,79 @@
+"""The default handler: waits for the speaker to pause, then replies (here: says it back).
+
+fastrtc's ``ReplyOnPause`` buffers what each connection says and calls ``reply`` when the
+speaker pauses. Put your model in ``reply``: speech to text, a language model, text to speech.
+It runs offline: pauses are found by ``EnergyPauseDetector``, a loudness threshold, not a model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from fastrtc import AdditionalOutputs, AlgoOptions, ReplyOnPause
+from fastrtc.tracks import EmitType
+
+from .io import SAMPLE_RATE, AudioFrame, Input, Stats, apply_gain, level_dbfs
+
+FRAME_SECONDS = 0.02
+"""The reply is sent in 20 ms frames, as aiortc sends audio."""
+
+
+@dataclass(frozen=True)
+class EnergyPauseDetector:
+    """Counts as speech every 20 ms louder than ``threshold_dbfs`` (fastrtc's ``vad`` protocol)."""
+
+    threshold_dbfs: float = -40.0
+
+    def vad(self, audio: tuple[int, npt.NDArray[Any]], options: object) -> tuple[float, list[Any]]:
+        """Seconds of speech in ``audio``, and no speech chunks (fastrtc does not need them)."""
+        return FRAME_SECONDS * int(self.voiced(*audio).sum()), []
+
+    def voiced(self, rate: int, audio: npt.NDArray[Any]) -> npt.NDArray[np.bool_]:
+        """For each 20 ms of ``audio``, whether it is louder than the threshold."""
+        samples = audio.reshape(-1)
+        if samples.dtype != np.int16:  # float audio in [-1, 1]
+            samples = (samples.astype(np.float64) * 32767).astype(np.int16)
+        size = int(rate * FRAME_SECONDS)
+        frames = samples[: samples.size // size * size].reshape(-1, size)
+        return np.array([level_dbfs(frame) > self.threshold_dbfs for frame in frames], dtype=bool)
+
+    def warmup(self) -> None:
+        """Nothing to load."""
+
+
+DETECTOR = EnergyPauseDetector()
+
+
+def reply(audio: AudioFrame, *args: Any) -> Generator[EmitType, None, None]:
+    """Say back what was said (its loud parts), scaled by the connection's gain.
+
+    ``args`` are the UI's values: the connection, then the ``Input`` fields in order.
+    """
+    rate, samples = audio
+    gain = Input.from_inputs(args[1:]).gain
+    size = int(rate * FRAME_SECONDS)
+    samples = samples.reshape(-1)
+    frames = samples[: samples.size // size * size].reshape(-1, size)
+    spoken = frames[DETECTOR.voiced(rate, samples)]
+    said = apply_gain(spoken, gain)
+    for frame in said[:-1]:
+        yield (rate, frame.reshape(1, -1))
+    if said.size:
+        stats = Stats(frames=len(said), level_dbfs=level_dbfs(said), gain=gain)
+        yield ((rate, said[-1].reshape(1, -1)), AdditionalOutputs(stats))
+
+
+def build_handler() -> ReplyOnPause:
+    """The handler the stream copies for each connection."""
+    return ReplyOnPause(
+        reply,
+        model=DETECTOR,
+        algo_options=AlgoOptions(audio_chunk_duration=0.4, started_talking_threshold=0.2),
+        expected_layout="mono",
+        input_sample_rate=SAMPLE_RATE,
+        output_sample_rate=SAMPLE_RATE,
+    )

@@ -1,0 +1,39 @@
+"""The echo handler: the audio comes back at once, scaled by the gain, with stats twice a second."""
+
+from __future__ import annotations
+
+from typing import cast
+
+import httpx
+import numpy as np
+from fastrtc import AdditionalOutputs
+
+from {{ cookiecutter.package_name }}.handlers.echo import STATS_EVERY, EchoHandler
+from {{ cookiecutter.package_name }}.handlers.io import SAMPLE_RATE, AudioFrame, Input, stats_from
+
+from .conftest import DOORS, Connect
+
+
+async def test_every_frame_comes_back_scaled_with_stats_between() -> None:
+    handler = EchoHandler()
+    handler.set_args(["id", 0.5])  # as the UI's slider (or the API's input) sets it
+    assert handler.current_input() == Input(gain=0.5)
+    tone = np.full((1, 960), 1000, dtype=np.int16)
+
+    for _ in range(STATS_EVERY):
+        await handler.receive((SAMPLE_RATE, tone))
+    sent = [await handler.emit() for _ in range(STATS_EVERY)]
+
+    assert all(isinstance(item, tuple) for item in sent)
+    (rate, audio), outputs = cast(tuple[AudioFrame, AdditionalOutputs], sent[-1])
+    assert rate == SAMPLE_RATE
+    assert np.all(audio == 500)
+    stats = stats_from(outputs)
+    assert (stats.frames, stats.gain) == (STATS_EVERY, 0.5)
+
+
+async def test_the_echo_cannot_be_triggered(http: httpx.AsyncClient, peer: Connect) -> None:
+    client = await peer(DOORS[-1])
+    response = await http.post(f"/connections/{client.connection_id}/response")
+    assert response.status_code == 409
+    assert response.json()["error"] == "response_not_supported"
