@@ -1,9 +1,9 @@
 """Every pair of answers, baked, linted, type-checked and tested.
 
-The full product of the choices in cookiecutter.json is 96 projects. The answers act on
+The full product of the choices in cookiecutter.json is 288 projects. The answers act on
 different files (the license, CI and Docker files stand alone; the UI and the Python version
 change code and interpreter), so what can break is a pair of answers that meet in one file:
-the matrix is a covering set that holds every pair of answers at least once (12 projects),
+the matrix is a covering set that holds every pair of answers at least once (14 projects),
 computed from cookiecutter.json so that a new choice joins it by itself.
 """
 
@@ -84,7 +84,14 @@ def test_the_rows_cover_every_pair_of_answers() -> None:
 def expected_paths(row: Row) -> dict[str, bool]:
     """Paths whose presence the answers decide: path -> whether it must exist."""
     package = "src/my_fastrtc_app"
+    handler = row["handler"].replace("-", "_")
+    handlers = {
+        path: name == handler
+        for name in ("echo", "reply_on_pause", "custom")
+        for path in (f"{package}/handlers/{name}.py", f"tests/test_{name}.py")
+    }
     return {
+        **handlers,
         "LICENSE": row["license"] != "none",
         "licenses": False,
         "Dockerfile": row["include_docker"],
