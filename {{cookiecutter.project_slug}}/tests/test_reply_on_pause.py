@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 from typing import cast
 
 import httpx
@@ -10,10 +11,17 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 from fastrtc import AdditionalOutputs
+from pydantic import ValidationError
 
 from {{ cookiecutter.package_name }}.client import Door
 from {{ cookiecutter.package_name }}.handlers.io import SAMPLE_RATE, AudioFrame, Stats, stats_from
-from {{ cookiecutter.package_name }}.handlers.reply_on_pause import DETECTOR, reply
+from {{ cookiecutter.package_name }}.handlers.reply_on_pause import (
+    DETECTOR,
+    PauseSettings,
+    build_handler,
+    pause_detector,
+    reply,
+)
 from {{ cookiecutter.package_name }}.services.streams import StreamService
 
 from .conftest import DOORS, Connect
@@ -90,3 +98,25 @@ async def test_a_response_can_be_asked_for_once_something_was_said(
     await asyncio.sleep(0.5)  # talking, not yet paused
 
     assert (await http.post(url)).status_code == 202
+
+
+def test_the_silero_option_says_what_it_needs_when_it_cannot_load(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # fastrtc's silero model needs onnxruntime ("fastrtc[vad]") and the Hugging Face Hub, which
+    # this project does not install by default: choosing it must fail at start, saying so.
+    if importlib.util.find_spec("onnxruntime") is not None:
+        pytest.skip("onnxruntime is installed: the model would load (or download) here")
+    with pytest.raises(RuntimeError, match=r"APP_PAUSE_DETECTOR=silero .*fastrtc\[vad\]"):
+        pause_detector("silero")
+    monkeypatch.setenv("APP_PAUSE_DETECTOR", "silero")
+    with pytest.raises(RuntimeError, match="APP_PAUSE_DETECTOR=silero"):
+        build_handler()
+
+
+def test_the_detector_is_chosen_by_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("APP_PAUSE_DETECTOR", "energy")
+    assert build_handler().model is DETECTOR
+    monkeypatch.setenv("APP_PAUSE_DETECTOR", "loud")
+    with pytest.raises(ValidationError, match="pause_detector"):
+        PauseSettings(_env_file=None)  # type: ignore[call-arg]

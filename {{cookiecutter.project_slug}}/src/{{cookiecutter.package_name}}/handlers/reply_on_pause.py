@@ -2,19 +2,25 @@
 
 fastrtc's ``ReplyOnPause`` buffers what each connection says and calls ``reply`` when the
 speaker pauses. Put your model in ``reply``: speech to text, a language model, text to speech.
-It runs offline: pauses are found by ``EnergyPauseDetector``, a loudness threshold, not a model.
+
+Pauses are found by ``APP_PAUSE_DETECTOR``: ``energy`` (the default) is a loudness threshold
+that runs offline; ``silero`` is fastrtc's voice activity model, better on real speech, which
+needs ``uv add "fastrtc[vad]"`` and downloads its weights once from the Hugging Face Hub (the
+Docker build can fetch them ahead: ``docker build --build-arg PAUSE_DETECTOR=silero``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Generator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
-from fastrtc import AdditionalOutputs, AlgoOptions, ReplyOnPause
+from fastrtc import AdditionalOutputs, AlgoOptions, ReplyOnPause, get_silero_model
+from fastrtc.pause_detection import PauseDetectionModel
 from fastrtc.tracks import EmitType
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .io import SAMPLE_RATE, AudioFrame, Input, Stats, apply_gain, level_dbfs
 
@@ -47,6 +53,31 @@ class EnergyPauseDetector:
 
 DETECTOR = EnergyPauseDetector()
 
+PauseDetector = Literal["energy", "silero"]
+
+
+class PauseSettings(BaseSettings):
+    """This handler's setting, read like the app's (``APP_`` variables, ``.env``)."""
+
+    model_config = SettingsConfigDict(env_prefix="APP_", env_file=".env", extra="ignore")
+
+    pause_detector: PauseDetector = "energy"
+    """``energy`` (offline) or ``silero`` (fastrtc's model: ``uv add "fastrtc[vad]"``)."""
+
+
+def pause_detector(name: PauseDetector) -> PauseDetectionModel:
+    """The pause detector called ``name``; loading ``silero`` may download its weights once."""
+    if name == "energy":
+        return DETECTOR
+    try:
+        return get_silero_model()
+    except Exception as exc:
+        raise RuntimeError(
+            f"APP_PAUSE_DETECTOR=silero could not load fastrtc's silero model ({exc}): it needs "
+            '`uv add "fastrtc[vad]"` and, once, access to the Hugging Face Hub to download '
+            "its weights (or a Docker image built with --build-arg PAUSE_DETECTOR=silero)"
+        ) from exc
+
 
 def reply(audio: AudioFrame, *args: Any) -> Generator[EmitType, None, None]:
     """Say back what was said (its loud parts), scaled by the connection's gain.
@@ -71,7 +102,7 @@ def build_handler() -> ReplyOnPause:
     """The handler the stream copies for each connection."""
     return ReplyOnPause(
         reply,
-        model=DETECTOR,
+        model=pause_detector(PauseSettings().pause_detector),
         algo_options=AlgoOptions(audio_chunk_duration=0.4, started_talking_threshold=0.2),
         expected_layout="mono",
         input_sample_rate=SAMPLE_RATE,
