@@ -25,6 +25,10 @@ Connect = Callable[..., Awaitable[Peer]]
 DOORS = [Door.API{% if cookiecutter.include_ui %}, Door.UI{% endif %}]
 """The ways in which this app takes connections: every test of the layer goes through each."""
 
+SERVER_CLOSED = ("closed", "failed")
+"""What a client's peer becomes once the server closed it: "closed" when the close reaches it
+(at once, as a rule), else "failed" when its consent checks go unanswered."""
+
 SPEECH: Speech | None = {{ "Speech()" if cookiecutter.handler == "reply-on-pause" else "None" }}
 """How test peers talk: steadily, or in turns with pauses for a handler that waits for them."""
 

@@ -11,7 +11,7 @@ import pytest
 from {{ cookiecutter.package_name }}.client import Door, OfferRefused, connect, wait_until
 from {{ cookiecutter.package_name }}.services.streams import StreamService
 
-from .conftest import DOORS, Connect
+from .conftest import DOORS, SERVER_CLOSED, Connect
 
 
 def error_of(response: httpx.Response, status: int, code: str) -> dict[str, object]:
@@ -69,7 +69,7 @@ async def test_delete_closes_the_peer(http: httpx.AsyncClient, peer: Connect, do
     assert response.status_code == 204
     assert (await http.get("/connections")).json() == []
     error_of(await http.get(f"/connections/{client.connection_id}"), 404, "unknown_connection")
-    await wait_until(lambda: client.state == "closed", within=5)
+    await wait_until(lambda: client.state in SERVER_CLOSED, within=15)
 
 
 @pytest.mark.parametrize("door", DOORS)

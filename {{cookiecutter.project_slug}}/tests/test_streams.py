@@ -22,7 +22,7 @@ from {{ cookiecutter.package_name }}.services.streams import (
 )
 from {{ cookiecutter.package_name }}.settings import IceServer, Settings
 
-from .conftest import DOORS, Connect
+from .conftest import DOORS, SERVER_CLOSED, Connect
 
 
 async def next_stats(streams: StreamService, connection_id: str, gain: float) -> Stats:
@@ -106,7 +106,7 @@ async def test_close_removes_it_everywhere(
     assert streams.list_connections() == []
     with pytest.raises(UnknownConnectionError):
         streams.get(client.connection_id)
-    await wait_until(lambda: client.state == "closed", within=5)
+    await wait_until(lambda: client.state in SERVER_CLOSED, within=15)
 
 
 @pytest.mark.parametrize("door", DOORS)
