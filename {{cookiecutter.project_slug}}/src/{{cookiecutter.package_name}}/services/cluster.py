@@ -28,6 +28,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any, cast
 
 import redis.asyncio as redis
+from fastapi.responses import JSONResponse
 from fastrtc import AdditionalOutputs
 from pydantic import BaseModel
 from redis.exceptions import RedisError
@@ -154,8 +155,8 @@ class Replicas:
         connection_id = str(body.get("webrtc_id"))
         owner = await self.owner_of(connection_id)
         if owner is None:
-            return {"status": "failed", "meta": {"error": "unknown_connection"}}
-        return await self.request(owner, "candidate", connection_id, body)
+            return JSONResponse({"status": "failed", "meta": {"error": "unknown_connection"}})
+        return JSONResponse(await self.request(owner, "candidate", connection_id, body))
 
     # -- the cluster view -------------------------------------------------------------------
 
@@ -308,7 +309,7 @@ class Replicas:
             elif op == "close":
                 await self.streams.close(connection_id)
             elif op == "candidate":
-                value = await self.streams.offer(arg)
+                value = await self.streams.add_candidate(arg)
             result: dict[str, Any] = {"value": value}
         except StreamError as exc:
             result = {"error": _CODES.get(type(exc), "unknown_connection"), "detail": str(exc)}

@@ -283,6 +283,14 @@ class StreamService:
             return cast(dict[str, Any], content)
         return cast(dict[str, Any], reply)
 
+    async def add_candidate(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Add a trickled ICE candidate to the connection it names; fastrtc's reply."""
+        _, owner = self._locate(str(body.get("webrtc_id")))
+        reply = await owner.handle_offer(body, lambda outputs: None)
+        if isinstance(reply, JSONResponse):
+            return cast(dict[str, Any], json.loads(bytes(reply.body)))
+        return cast(dict[str, Any], reply)
+
     def set_input(self, connection_id: str, *inputs: Any) -> None:
         """Hand ``inputs`` to the connection's handler, as the Gradio UI's input components do."""
         _, owner = self._locate(connection_id)
