@@ -23,6 +23,8 @@ EXPECTED_FILES = {
     ".gitignore",
     ".python-version",
     "Dockerfile",
+    "docker-compose.yml",
+    "deploy/nginx.conf",
     "LICENSE",
     "Makefile",
     "README.md",
@@ -46,6 +48,7 @@ EXPECTED_FILES = {
     "src/my_fastrtc_app/handlers/io.py",
     "src/my_fastrtc_app/py.typed",
     "src/my_fastrtc_app/services/__init__.py",
+    "src/my_fastrtc_app/services/cluster.py",
     "src/my_fastrtc_app/services/streams.py",
     "src/my_fastrtc_app/settings.py",
     "src/my_fastrtc_app/stream.py",
@@ -53,6 +56,7 @@ EXPECTED_FILES = {
     "tests/__init__.py",
     "tests/conftest.py",
     "tests/test_browser.py",
+    "tests/test_cluster.py",
     "tests/test_docker.py",
     "tests/test_echo.py",
     "tests/test_errors.py",
@@ -217,7 +221,18 @@ def test_make_run_serves_the_ui_and_the_api(default_project: Path, tmp_path: Pat
 
 @pytest.mark.parametrize(
     "target",
-    ["install", "run", "test", "test-e2e", "lint", "format", "docker-build", "docker-run"],
+    [
+        "install",
+        "run",
+        "test",
+        "test-e2e",
+        "test-reliability",
+        "test-cluster",
+        "lint",
+        "format",
+        "docker-build",
+        "docker-run",
+    ],
 )
 def test_makefile_has_the_targets(default_project: Path, target: str) -> None:
     makefile = (default_project / "Makefile").read_text()

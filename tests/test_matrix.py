@@ -95,6 +95,8 @@ def expected_paths(row: Row) -> dict[str, bool]:
         "LICENSE": row["license"] != "none",
         "licenses": False,
         "Dockerfile": row["include_docker"],
+        "docker-compose.yml": row["include_docker"],
+        "deploy/nginx.conf": row["include_docker"],
         "tests/test_docker.py": row["include_docker"],
         ".dockerignore": row["include_docker"],
         f"{package}/ui.py": row["include_ui"],
