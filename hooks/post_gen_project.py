@@ -30,7 +30,10 @@ EXCLUDED = [
 # One handler is kept, with its tests: the module named after the answer.
 HANDLERS = ["echo", "reply_on_pause", "custom"]
 EXCLUDED += [
-    (name != ANSWERS["__handler_module"], [f"src/{PACKAGE}/handlers/{name}.py", f"tests/test_{name}.py"])
+    (
+        name != ANSWERS["__handler_module"],
+        [f"src/{PACKAGE}/handlers/{name}.py", f"tests/test_{name}.py"],
+    )
     for name in HANDLERS
 ]
 
