@@ -23,7 +23,14 @@ EXCLUDED = [
     ),
     (
         not ANSWERS["include_docker"],
-        ["Dockerfile", ".dockerignore", "docker-compose.yml", "deploy", "tests/test_docker.py"],
+        [
+            "Dockerfile",
+            ".dockerignore",
+            "docker-compose.yml",
+            "deploy",
+            "tests/test_docker.py",
+            "tests/test_load_balancer.py",
+        ],
     ),
     (ANSWERS["ci"] != "github-actions", [".github"]),
 ]

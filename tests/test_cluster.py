@@ -9,6 +9,7 @@ from pathlib import Path
 from .conftest import run
 
 CLUSTER_TESTS = {
+    "test_through_the_load_balancer_the_replicas_are_one_app",
     "test_two_replicas_act_as_one",
     "test_a_trickled_candidate_reaches_the_replica_that_took_the_offer",
     "test_a_killed_replica_leaves_the_listing_within_the_ttl",

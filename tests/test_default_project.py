@@ -65,6 +65,7 @@ EXPECTED_FILES = {
     "tests/test_reliability.py",
     "tests/test_security.py",
     "tests/test_live_server.py",
+    "tests/test_load_balancer.py",
     "tests/test_routes.py",
     "tests/test_streams.py",
     "tests/test_ui.py",

@@ -98,6 +98,7 @@ def expected_paths(row: Row) -> dict[str, bool]:
         "docker-compose.yml": row["include_docker"],
         "deploy/nginx.conf": row["include_docker"],
         "tests/test_docker.py": row["include_docker"],
+        "tests/test_load_balancer.py": row["include_docker"],
         ".dockerignore": row["include_docker"],
         f"{package}/ui.py": row["include_ui"],
         "tests/test_ui.py": row["include_ui"],

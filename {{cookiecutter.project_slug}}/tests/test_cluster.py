@@ -6,88 +6,29 @@ Each test starts its own redis-server on 127.0.0.1 and its replicas, and stops t
 from __future__ import annotations
 
 import asyncio
-import json
 import os
-import shutil
 import signal
-import socket
-import subprocess
 import time
-from collections.abc import AsyncIterator, Iterator
-from contextlib import AsyncExitStack, contextmanager
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 
 from {{ cookiecutter.package_name }}.client import Door, Peer, connect, wait_until
 
-from .conftest import DOORS, SERVERS, serve
+from .conftest import (
+    DOORS,
+    SERVERS,
+    TTL,
+    RedisServer,
+    first_output,
+    listing,
+    replica,
+)
 
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(180)]
-
-TTL = 3.0
-"""APP_CLUSTER_TTL of the replicas: a dead replica's connections leave within it."""
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-class RedisServer:
-    """A real redis-server on 127.0.0.1 that a test can stop and start again (same port)."""
-
-    def __init__(self, directory: Path) -> None:
-        executable = shutil.which("redis-server")
-        if executable is None:
-            pytest.skip("redis-server is not installed (apt-get install redis-server)")
-        self.executable = executable
-        self.directory = directory
-        self.port = free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        args = [self.executable, "--port", str(self.port), "--bind", "127.0.0.1"]
-        args += ["--save", "", "--appendonly", "no", "--dir", str(self.directory)]
-        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            with socket.socket() as probe:
-                if probe.connect_ex(("127.0.0.1", self.port)) == 0:
-                    return
-            time.sleep(0.05)
-        raise RuntimeError("redis-server did not start")
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.terminate()
-            self.process.wait(timeout=10)
-            self.process = None
-
-
-@pytest.fixture
-def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@contextmanager
-def replica(tmp_path: Path, name: str, redis_url: str) -> Iterator[str]:
-    with serve(
-        tmp_path / f"{name}.log",
-        APP_REDIS_URL=redis_url,
-        APP_REPLICA_ID=name,
-        APP_CLUSTER_TTL=str(TTL),
-    ) as base:
-        yield base
 
 
 @pytest.fixture
@@ -113,24 +54,6 @@ async def peers() -> AsyncIterator[list[Peer]]:
     yield opened
     for peer in opened:
         await peer.close()
-
-
-async def listing(http: httpx.AsyncClient) -> dict[str, dict[str, Any]]:
-    response = await http.get("/connections")
-    assert response.status_code == 200, response.text
-    return {c["id"]: c for c in response.json()}
-
-
-async def first_output(http: httpx.AsyncClient, connection_id: str, **expected: Any) -> Any:
-    """The first server-sent output of the connection that has the ``expected`` values."""
-    async with http.stream("GET", f"/connections/{connection_id}/outputs") as response:
-        assert response.status_code == 200
-        async for line in response.aiter_lines():
-            if line.startswith("data:"):
-                event = json.loads(line[5:])
-                if all(event[key] == value for key, value in expected.items()):
-                    return event
-    raise AssertionError("the output stream ended first")
 
 
 async def test_two_replicas_act_as_one(
