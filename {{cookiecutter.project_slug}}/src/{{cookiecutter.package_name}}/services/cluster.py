@@ -123,9 +123,10 @@ class Replicas:
 
     async def stop(self) -> None:
         """Leave the cluster at once (a graceful shutdown), after the connections closed."""
-        for task in self._tasks:
+        tasks = list(self._tasks)
+        for task in tasks:
             task.cancel()
-        for task in self._tasks:
+        for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         with contextlib.suppress(RedisError, OSError):
