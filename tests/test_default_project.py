@@ -8,13 +8,12 @@ import shutil
 import signal
 import subprocess
 import time
-import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import httpx
 import pytest
 
-from .conftest import ROOT, UV, bake, make, project_environment, run
+from .conftest import ROOT, UV, bake, junit_results, make, project_environment, run
 
 EXPECTED_FILES = {
     ".dockerignore",
@@ -135,18 +134,6 @@ BROWSER_TESTS = {
 def browser_required() -> bool:
     """CI must run the browser tests; elsewhere they run wherever a Chromium is installed."""
     return bool(os.environ.get("CI") or shutil.which("chromium"))
-
-
-def junit_results(report: Path) -> tuple[dict[str, int], dict[str, str]]:
-    """The counts of a JUnit report, and each test case's outcome by name."""
-    suite = ET.parse(report).getroot().find("testsuite")
-    assert suite is not None
-    counts = {key: int(suite.get(key, "0")) for key in ("tests", "failures", "errors", "skipped")}
-    outcomes = {
-        str(case.get("name")): next((child.tag for child in case), "passed")
-        for case in suite.iter("testcase")
-    }
-    return counts, outcomes
 
 
 def test_generated_suite_passes_with_nothing_skipped(default_project: Path, tmp_path: Path) -> None:
