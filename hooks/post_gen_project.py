@@ -21,7 +21,17 @@ EXCLUDED = [
         not ANSWERS["include_ui"],
         [f"src/{PACKAGE}/ui.py", "tests/test_ui.py", "tests/test_browser.py"],
     ),
-    (not ANSWERS["include_docker"], ["Dockerfile", ".dockerignore", "tests/test_docker.py"]),
+    (
+        not ANSWERS["include_docker"],
+        [
+            "Dockerfile",
+            ".dockerignore",
+            "docker-compose.yml",
+            "deploy",
+            "tests/test_docker.py",
+            "tests/test_load_balancer.py",
+        ],
+    ),
     (ANSWERS["ci"] != "github-actions", [".github"]),
 ]
 # One handler is kept, with its tests: the module named after the answer.

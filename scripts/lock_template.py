@@ -9,6 +9,8 @@ Usage: uv run python scripts/lock_template.py [--upgrade]
 
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -18,13 +20,15 @@ from cookiecutter.main import cookiecutter
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = ROOT / "{{cookiecutter.project_slug}}"
+# The uv that runs this script (``uv run`` exports it as UV), else the one on PATH.
+UV = os.environ.get("UV") or shutil.which("uv") or "uv"
 
 
 def main(uv_args: list[str]) -> int:
     lock = TEMPLATE / "uv.lock"
     with tempfile.TemporaryDirectory() as out:
         project = Path(cookiecutter(str(ROOT), no_input=True, output_dir=out))
-        subprocess.run(["uv", "lock", *uv_args], cwd=project, check=True)
+        subprocess.run([UV, "lock", *uv_args], cwd=project, check=True)
         text = (project / "uv.lock").read_text()
     entry = (
         f'[[package]]\nname = "{project.name}"\nversion = "0.1.0"\nsource = {{ editable = "." }}'

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +58,24 @@ def project_environment() -> dict[str, str]:
 def make(target: str, project: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
     """Run ``make target`` in a generated project, with this session's uv."""
     return run(["make", target, f"UV={UV}", *args], cwd=project, **env)
+
+
+def junit_results(report: Path) -> tuple[dict[str, int], dict[str, str]]:
+    """The counts of a JUnit report, and each test case's outcome by name."""
+    suite = ET.parse(report).getroot().find("testsuite")
+    assert suite is not None
+    counts = {key: int(suite.get(key, "0")) for key in ("tests", "failures", "errors", "skipped")}
+    outcomes = {
+        str(case.get("name")): next((child.tag for child in case), "passed")
+        for case in suite.iter("testcase")
+    }
+    return counts, outcomes
+
+
+def make_suite(target: str, project: Path, report: Path) -> dict[str, str]:
+    """Run ``make target`` in a generated project; each test case's outcome by name."""
+    run(["make", target], cwd=project, timeout=600, PYTEST_ADDOPTS=f"--junitxml={report}")
+    return junit_results(report)[1]
 
 
 @pytest.fixture(scope="session")

@@ -8,13 +8,12 @@ import shutil
 import signal
 import subprocess
 import time
-import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import httpx
 import pytest
 
-from .conftest import ROOT, UV, bake, make, project_environment, run
+from .conftest import ROOT, UV, bake, junit_results, make, project_environment, run
 
 EXPECTED_FILES = {
     ".dockerignore",
@@ -23,6 +22,8 @@ EXPECTED_FILES = {
     ".gitignore",
     ".python-version",
     "Dockerfile",
+    "docker-compose.yml",
+    "deploy/nginx.conf",
     "LICENSE",
     "Makefile",
     "README.md",
@@ -46,6 +47,7 @@ EXPECTED_FILES = {
     "src/my_fastrtc_app/handlers/io.py",
     "src/my_fastrtc_app/py.typed",
     "src/my_fastrtc_app/services/__init__.py",
+    "src/my_fastrtc_app/services/cluster.py",
     "src/my_fastrtc_app/services/streams.py",
     "src/my_fastrtc_app/settings.py",
     "src/my_fastrtc_app/stream.py",
@@ -53,6 +55,7 @@ EXPECTED_FILES = {
     "tests/__init__.py",
     "tests/conftest.py",
     "tests/test_browser.py",
+    "tests/test_cluster.py",
     "tests/test_docker.py",
     "tests/test_echo.py",
     "tests/test_errors.py",
@@ -61,6 +64,7 @@ EXPECTED_FILES = {
     "tests/test_reliability.py",
     "tests/test_security.py",
     "tests/test_live_server.py",
+    "tests/test_load_balancer.py",
     "tests/test_routes.py",
     "tests/test_streams.py",
     "tests/test_ui.py",
@@ -130,18 +134,6 @@ BROWSER_TESTS = {
 def browser_required() -> bool:
     """CI must run the browser tests; elsewhere they run wherever a Chromium is installed."""
     return bool(os.environ.get("CI") or shutil.which("chromium"))
-
-
-def junit_results(report: Path) -> tuple[dict[str, int], dict[str, str]]:
-    """The counts of a JUnit report, and each test case's outcome by name."""
-    suite = ET.parse(report).getroot().find("testsuite")
-    assert suite is not None
-    counts = {key: int(suite.get(key, "0")) for key in ("tests", "failures", "errors", "skipped")}
-    outcomes = {
-        str(case.get("name")): next((child.tag for child in case), "passed")
-        for case in suite.iter("testcase")
-    }
-    return counts, outcomes
 
 
 def test_generated_suite_passes_with_nothing_skipped(default_project: Path, tmp_path: Path) -> None:
@@ -217,7 +209,18 @@ def test_make_run_serves_the_ui_and_the_api(default_project: Path, tmp_path: Pat
 
 @pytest.mark.parametrize(
     "target",
-    ["install", "run", "test", "test-e2e", "lint", "format", "docker-build", "docker-run"],
+    [
+        "install",
+        "run",
+        "test",
+        "test-e2e",
+        "test-reliability",
+        "test-cluster",
+        "lint",
+        "format",
+        "docker-build",
+        "docker-run",
+    ],
 )
 def test_makefile_has_the_targets(default_project: Path, target: str) -> None:
     makefile = (default_project / "Makefile").read_text()

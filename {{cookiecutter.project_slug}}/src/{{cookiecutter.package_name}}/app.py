@@ -12,7 +12,9 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import RedirectResponse
 
 from .api import connections, errors, health, metrics, offers
+from .handlers.io import Stats
 from .observability import configure_logging
+from .services.cluster import Connections, Replicas
 from .services.streams import StreamService
 from .settings import Settings, get_settings
 from .stream import build_stream
@@ -28,19 +30,33 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     configure_logging(settings.log_level)
     stream = build_stream(settings)
     streams = StreamService(stream, peer_timeout=settings.peer_timeout)
+    replicas = None
+    if settings.redis_url:  # cluster mode: see services/cluster.py
+        replicas = Replicas(
+            streams,
+            settings.redis_url,
+            replica=settings.replica_id,
+            ttl=settings.cluster_ttl,
+            output_model=Stats,
+        )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if replicas is not None:
+            await replicas.start()
         yield
         # SIGTERM: uvicorn stops taking requests, then this closes every peer, API and UI.
         try:
             await asyncio.wait_for(streams.close_all(), settings.shutdown_timeout)
         except TimeoutError:
             logger.warning("shutdown: connections still open after %ss", settings.shutdown_timeout)
+        if replicas is not None:
+            await replicas.stop()  # leave the cluster at once
 
     app = FastAPI(title=settings.title, lifespan=lifespan)
     app.state.settings = settings
     app.state.streams = streams
+    app.state.connections = Connections(streams, replicas)
     errors.install(app)
     if settings.cors_origins:  # closed by default: no cross-origin access at all
         app.add_middleware(

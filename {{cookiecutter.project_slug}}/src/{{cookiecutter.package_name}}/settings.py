@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import socket
 from functools import lru_cache
 from typing import Any, Literal
 
@@ -50,6 +52,15 @@ class Settings(BaseSettings):
     """Origins allowed to call the API from a browser, as JSON, e.g.
     ``["https://app.example.com"]``. Empty (the default): no cross-origin access."""
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
+    redis_url: str | None = None
+    """Run as one of several replicas sharing this Redis (``redis://host:6379/0``): each
+    lists, feeds and closes the others' connections. Unset: one process, no Redis."""
+    replica_id: str = Field(
+        default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}", pattern=r"^[\w.-]{1,64}$"
+    )
+    """This replica's name in the cluster (default: host name and process id)."""
+    cluster_ttl: float = Field(default=10.0, gt=0)
+    """Seconds after which the connections of a replica that died leave the listing."""
 {%- if cookiecutter.include_ui %}
 
     @field_validator("ui_path")

@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 
+from ..services.cluster import ClusterUnavailableError
 from ..services.streams import (
     ConnectionNotReadyError,
     OfferRefusedError,
@@ -67,6 +68,7 @@ _STREAM_ERRORS: dict[type[StreamError], tuple[int, str]] = {
     UnknownConnectionError: (status.HTTP_404_NOT_FOUND, "unknown_connection"),
     ConnectionNotReadyError: (status.HTTP_409_CONFLICT, "connection_not_ready"),
     ResponseNotSupportedError: (status.HTTP_409_CONFLICT, "response_not_supported"),
+    ClusterUnavailableError: (status.HTTP_503_SERVICE_UNAVAILABLE, "cluster_unavailable"),
 }
 _REFUSALS: dict[str, int] = {
     "concurrency_limit_reached": status.HTTP_429_TOO_MANY_REQUESTS,

@@ -40,7 +40,7 @@ from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Literal, cast
+from typing import Any, Literal, Protocol, cast
 
 import aioice.ice
 from aiortc import RTCPeerConnection
@@ -81,6 +81,8 @@ class ConnectionInfo(BaseModel):
     id: str
     source: Source
     state: ConnectionState
+    replica: str | None = None
+    """The replica that holds it, when the app runs as a cluster (``APP_REDIS_URL``)."""
 
 
 class StreamError(Exception):
@@ -158,6 +160,29 @@ class _Outputs:
             queue.put_nowait(None)
 
 
+class Remote(Protocol):
+    """The other replicas of the app, when it runs as a cluster (see ``services/cluster.py``)."""
+
+    async def is_taken(self, connection_id: str) -> bool:
+        """Whether another replica has a connection with this id."""
+
+    async def forward_candidate(self, body: dict[str, Any]) -> Any:
+        """Hand a trickled ICE candidate to the replica whose connection it is."""
+
+
+class Listener(Protocol):
+    """What follows the connections of this process (the cluster does)."""
+
+    def changed(self) -> None:
+        """A connection opened or closed."""
+
+    def output(self, connection_id: str, outputs: AdditionalOutputs) -> None:
+        """A connection emitted ``outputs``."""
+
+    def closed(self, connection_id: str) -> None:
+        """A connection closed."""
+
+
 class StreamService:
     """Every connection of one ``Stream``, API and UI alike, through one typed interface.
 
@@ -181,6 +206,9 @@ class StreamService:
         self._inputs: dict[str, list[Any]] = {}
         self.connections_total: Counter[Source] = Counter()
         """Connections ever accepted, by source (for metrics)."""
+        self.remote: Remote | None = None
+        """The other replicas, in cluster mode: ids are unique, and candidates reach them."""
+        self.listener: Listener | None = None
         # fastrtc builds the UI component without the Stream's server-side ICE configuration.
         stream.webrtc_component.server_rtc_configuration = stream.server_rtc_configuration
         stream.webrtc_component.allow_extra_tracks = stream.allow_extra_tracks
@@ -253,6 +281,14 @@ class StreamService:
                 meta = dict(content.get("meta") or {})
                 raise OfferRefusedError(connection_id, str(meta.get("error", "failed")), meta)
             return cast(dict[str, Any], content)
+        return cast(dict[str, Any], reply)
+
+    async def add_candidate(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Add a trickled ICE candidate to the connection it names; fastrtc's reply."""
+        _, owner = self._locate(str(body.get("webrtc_id")))
+        reply = await owner.handle_offer(body, lambda outputs: None)
+        if isinstance(reply, JSONResponse):
+            return cast(dict[str, Any], json.loads(bytes(reply.body)))
         return cast(dict[str, Any], reply)
 
     def set_input(self, connection_id: str, *inputs: Any) -> None:
@@ -374,6 +410,8 @@ class StreamService:
         self._opened[connection_id] = (source, time.monotonic())
         self.connections_total[source] += 1
         self._answer_input_requests(connection_id, owner.handlers.get(connection_id))
+        if self.listener is not None:
+            self.listener.changed()
         logger.info(
             "connection opened",
             extra={"event": "connect", "connection_id": connection_id, "source": source.value},
@@ -408,10 +446,16 @@ class StreamService:
         clean_up = owner.clean_up
 
         async def admitted_offer(body: dict[str, Any], set_outputs: OutputsCallback) -> Any:
-            # Offers are admitted against both owners at once; ICE candidates pass through.
+            # Offers are admitted against both owners at once; ICE candidates pass through,
+            # to the replica whose connection they are if it is not this one.
             if body.get("type") == "ice-candidate":
+                if self.remote is not None and self._find(str(body.get("webrtc_id"))) is None:
+                    return await self.remote.forward_candidate(body)
                 return await handle_offer(body, set_outputs)
             refusal = self._refusal(body)
+            remote = self.remote
+            if refusal is None and remote is not None and await remote.is_taken(body["webrtc_id"]):
+                refusal = {"error": "connection_already_exists"}
             if refusal is None:
                 try:
                     reply = await handle_offer(body, set_outputs)
@@ -434,6 +478,8 @@ class StreamService:
             def publish(outputs: AdditionalOutputs) -> None:
                 if connection_id in self:
                     self._outputs_of(connection_id).publish(outputs)
+                    if self.listener is not None:
+                        self.listener.output(connection_id, outputs)
                 if forward is not None:
                     forward(outputs)
 
@@ -462,6 +508,9 @@ class StreamService:
             outputs = self._outputs.pop(connection_id, None)
             if outputs is not None:
                 outputs.end()
+            if opened is not None and self.listener is not None:
+                self.listener.closed(connection_id)
+                self.listener.changed()
             return tracks
 
         # Instance attributes shadow the methods for this stream only; fastrtc calls them
