@@ -227,6 +227,7 @@ async def first_output(http: httpx.AsyncClient, connection_id: str, **expected: 
     """The first server-sent output of the connection that has the ``expected`` values."""
     async with http.stream("GET", f"/connections/{connection_id}/outputs") as response:
         assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/event-stream")
         async for line in response.aiter_lines():
             if line.startswith("data:"):
                 event = json.loads(line[5:])

@@ -12,7 +12,6 @@ failure. Install it with ``sudo apt-get install chromium`` (Debian/Ubuntu), or p
 from __future__ import annotations
 
 import asyncio
-import json
 import math
 import os
 import shutil
@@ -30,7 +29,7 @@ from playwright.async_api import BrowserContext, Page, async_playwright
 
 from {{ cookiecutter.package_name }}.client import wait_until
 
-from .conftest import SPEECH, serve
+from .conftest import SPEECH, first_output, serve
 
 CHROMIUM = os.environ.get("CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 PEER_TIMEOUT = 2.0
@@ -161,18 +160,6 @@ async def the_connection(http: httpx.AsyncClient) -> dict[str, Any]:
     return dict(connection)
 
 
-async def next_output(http: httpx.AsyncClient, connection_id: str, **expected: Any) -> Any:
-    """The first server-sent output of the connection that has the ``expected`` values."""
-    async with http.stream("GET", f"/connections/{connection_id}/outputs") as response:
-        assert response.status_code == 200
-        async for line in response.aiter_lines():
-            if line.startswith("data:"):
-                event = json.loads(line[5:])
-                if all(event[key] == value for key, value in expected.items()):
-                    return event
-    raise AssertionError("the output stream ended first")
-
-
 async def test_a_ui_connection_is_first_class(
     browser: BrowserContext, server: str, http: httpx.AsyncClient, artifacts: Path
 ) -> None:
@@ -191,7 +178,7 @@ async def test_a_ui_connection_is_first_class(
         f"({AUDIO_PACKETS})().then((c) => c.received > 50 && c.sent > 50)", timeout=10_000
     )
     async with asyncio.timeout(10):
-        heard = await next_output(http, connection_id, gain=1.0)
+        heard = await first_output(http, connection_id, gain=1.0)
     assert heard["frames"] > 0
     assert heard["level_dbfs"] > -30, heard  # the tone, not silence
 
@@ -207,7 +194,7 @@ async def test_a_ui_connection_is_first_class(
         await gain.press("Enter")
     # Its output comes back.
     async with asyncio.timeout(10):
-        silenced = await next_output(http, connection_id, gain=0.0)
+        silenced = await first_output(http, connection_id, gain=0.0)
     assert silenced["level_dbfs"] == -120.0
 
     # The UI shows the handler's output too.

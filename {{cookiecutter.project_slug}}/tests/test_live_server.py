@@ -3,26 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import json
 
 import httpx
 
 from {{ cookiecutter.package_name }}.client import Peer, connect, wait_until
 
-from .conftest import DOORS, SERVER_CLOSED, SPEECH
-
-
-async def first_event(http: httpx.AsyncClient, connection_id: str, gain: float) -> dict[str, float]:
-    """The first server-sent output of the connection that reports ``gain``."""
-    async with http.stream("GET", f"/connections/{connection_id}/outputs") as response:
-        assert response.status_code == 200
-        assert response.headers["content-type"].startswith("text/event-stream")
-        async for line in response.aiter_lines():
-            if line.startswith("data:"):
-                event = json.loads(line[5:])
-                if event["gain"] == gain:
-                    return dict(event)
-    raise AssertionError("the event stream ended first")
+from .conftest import DOORS, SERVER_CLOSED, SPEECH, first_output
 
 
 async def test_peers_of_every_door_are_one_set(live_server: str) -> None:
@@ -48,7 +34,7 @@ async def test_peers_of_every_door_are_one_set(live_server: str) -> None:
                 )
                 assert response.status_code == 204
                 async with asyncio.timeout(10):
-                    event = await first_event(http, peer.connection_id, gain=0.0)
+                    event = await first_output(http, peer.connection_id, gain=0.0)
                 assert event["frames"] > 0
                 await peer.wait_frames(25)
                 assert peer.last_level_dbfs < -60  # the handler applied the input
