@@ -201,6 +201,10 @@ async def test_without_redis_the_cluster_routes_answer_503_and_local_work_goes_o
     async with asyncio.timeout(10):
         await first_output(http_b, on_b.connection_id, gain=0.0)
     assert (await http_b.get("/health")).status_code == 200
+    # and it takes new connections.
+    newcomer = await connect(http_b, Door.API)
+    peers.append(newcomer)
+    await newcomer.wait_connected()
 
     redis_server.start()
 
@@ -208,6 +212,7 @@ async def test_without_redis_the_cluster_routes_answer_503_and_local_work_goes_o
         response = await http_b.get("/connections")
         if response.status_code != 200:
             return False
-        return {c["id"] for c in response.json()} == {on_a.connection_id, on_b.connection_id}
+        listed = {c["id"] for c in response.json()}
+        return listed == {on_a.connection_id, on_b.connection_id, newcomer.connection_id}
 
     await wait_until(listed_again, within=TTL + 5)

@@ -14,7 +14,8 @@ Each replica holds the peer connections it accepted (aiortc keeps them in its pr
 
 Without Redis (``APP_REDIS_URL`` unset) ``Connections`` is the local ``StreamService`` alone.
 When Redis cannot be reached, what needs the cluster view raises ``ClusterUnavailableError``
-(503) while each replica goes on serving its own connections; it catches up when Redis is back.
+(503) while each replica goes on serving its own connections, and taking new ones; it catches
+up when Redis is back.
 """
 
 from __future__ import annotations
@@ -150,7 +151,12 @@ class Replicas:
     # -- what the local layer asks (Remote) -------------------------------------------------
 
     async def is_taken(self, connection_id: str) -> bool:
-        return await self.owner_of(connection_id) is not None
+        try:
+            return await self.owner_of(connection_id) is not None
+        except ClusterUnavailableError as exc:
+            # New connections are still taken: the ids clients make are random (128 bits).
+            logger.warning("cluster: cannot check %r is free: %s", connection_id, exc)
+            return False
 
     async def forward_candidate(self, body: dict[str, Any]) -> Any:
         connection_id = str(body.get("webrtc_id"))
