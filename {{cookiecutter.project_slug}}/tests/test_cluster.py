@@ -21,6 +21,7 @@ from {{ cookiecutter.package_name }}.client import Door, Peer, connect, wait_unt
 from .conftest import (
     DOORS,
     SERVERS,
+    SPEECH,
     TTL,
     RedisServer,
     first_output,
@@ -60,8 +61,8 @@ async def test_two_replicas_act_as_one(
     two_replicas: tuple[httpx.AsyncClient, httpx.AsyncClient], peers: list[Peer]
 ) -> None:
     http_a, http_b = two_replicas
-    on_a = await connect(http_a, Door.API)
-    on_b = await connect(http_b, DOORS[-1])
+    on_a = await connect(http_a, Door.API, speech=SPEECH)
+    on_b = await connect(http_b, DOORS[-1], speech=SPEECH)
     peers += [on_a, on_b]
     await on_a.wait_connected()
     await on_b.wait_connected()
@@ -113,7 +114,7 @@ async def test_a_trickled_candidate_reaches_the_replica_that_took_the_offer(
     two_replicas: tuple[httpx.AsyncClient, httpx.AsyncClient], peers: list[Peer]
 ) -> None:
     http_a, http_b = two_replicas
-    on_a = await connect(http_a, Door.API)
+    on_a = await connect(http_a, Door.API, speech=SPEECH)
     peers.append(on_a)
     await on_a.wait_connected()
     await wait_until(lambda: has(http_b, on_a.connection_id), within=TTL + 2)
@@ -144,7 +145,7 @@ async def test_a_killed_replica_leaves_the_listing_within_the_ttl(
             http_b = await stack.enter_async_context(httpx.AsyncClient(base_url=b, timeout=10))
             with replica(tmp_path, "a", redis_server.url) as a:
                 http_a = await stack.enter_async_context(httpx.AsyncClient(base_url=a, timeout=10))
-                on_a = await connect(http_a, Door.API)
+                on_a = await connect(http_a, Door.API, speech=SPEECH)
                 peers.append(on_a)
                 await on_a.wait_connected()
                 await wait_until(lambda: has(http_b, on_a.connection_id), within=TTL + 2)
@@ -167,7 +168,7 @@ async def test_a_replica_that_stops_leaves_the_listing_at_once(
         async with httpx.AsyncClient(base_url=b, timeout=10) as http_b:
             with replica(tmp_path, "a", redis_server.url) as a:
                 async with httpx.AsyncClient(base_url=a, timeout=10) as http_a:
-                    on_a = await connect(http_a, Door.API)
+                    on_a = await connect(http_a, Door.API, speech=SPEECH)
                     peers.append(on_a)
                     await on_a.wait_connected()
                     await wait_until(lambda: has(http_b, on_a.connection_id), within=TTL + 2)
@@ -182,8 +183,8 @@ async def test_without_redis_the_cluster_routes_answer_503_and_local_work_goes_o
     peers: list[Peer],
 ) -> None:
     http_a, http_b = two_replicas
-    on_a = await connect(http_a, Door.API)
-    on_b = await connect(http_b, Door.API)
+    on_a = await connect(http_a, Door.API, speech=SPEECH)
+    on_b = await connect(http_b, Door.API, speech=SPEECH)
     peers += [on_a, on_b]
     await on_a.wait_connected()
     await on_b.wait_connected()
@@ -202,7 +203,7 @@ async def test_without_redis_the_cluster_routes_answer_503_and_local_work_goes_o
         await first_output(http_b, on_b.connection_id, gain=0.0)
     assert (await http_b.get("/health")).status_code == 200
     # and it takes new connections.
-    newcomer = await connect(http_b, Door.API)
+    newcomer = await connect(http_b, Door.API, speech=SPEECH)
     peers.append(newcomer)
     await newcomer.wait_connected()
 

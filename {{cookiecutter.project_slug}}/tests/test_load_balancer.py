@@ -21,7 +21,7 @@ import pytest
 
 from {{ cookiecutter.package_name }}.client import Door, Peer, connect, wait_until
 
-from .conftest import DOORS, RedisServer, first_output, free_port, listing, replica
+from .conftest import DOORS, SPEECH, RedisServer, first_output, free_port, listing, replica
 
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(180)]
 
@@ -74,7 +74,7 @@ async def test_through_the_load_balancer_the_replicas_are_one_app(
             try:
                 # Offers land on either replica; every door works through the balancer.
                 for door in [Door.API, *DOORS, Door.API]:
-                    opened.append(await connect(http, door))
+                    opened.append(await connect(http, door, speech=SPEECH))
                 for peer in opened:
                     await peer.wait_connected()
                 ids = {peer.connection_id for peer in opened}
