@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -207,6 +208,16 @@ def test_make_run_serves_the_ui_and_the_api(default_project: Path, tmp_path: Pat
         assert ui.status_code == 200
         assert str(ui.url) == f"{base}/ui/"
         assert "gradio" in ui.text.lower()
+
+        # make loadtest, against what make run serves: real peers through both doors
+        report = tmp_path / "loadtest.json"
+        args = f"--peers 2 --duration 2 --ui-share 0.5 --quiet --out {report}"
+        port = base.rsplit(":", 1)[1]
+        make("loadtest", default_project, f"PORT={port}", f"ARGS={args}")
+        numbers = json.loads(report.read_text())
+        assert numbers["errors"] == []
+        assert numbers["echo_ms"]["count"] > 0
+        assert numbers["server"]["pid"] > 0  # make run's server, found by its port
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         try:
@@ -218,7 +229,17 @@ def test_make_run_serves_the_ui_and_the_api(default_project: Path, tmp_path: Pat
 
 @pytest.mark.parametrize(
     "target",
-    ["install", "run", "test", "test-e2e", "lint", "format", "docker-build", "docker-run"],
+    [
+        "install",
+        "run",
+        "test",
+        "test-e2e",
+        "loadtest",
+        "lint",
+        "format",
+        "docker-build",
+        "docker-run",
+    ],
 )
 def test_makefile_has_the_targets(default_project: Path, target: str) -> None:
     makefile = (default_project / "Makefile").read_text()

@@ -12,21 +12,29 @@ from {{ cookiecutter.package_name }}.loadtest import EchoTimer, PulseTrack, door
 from .conftest import DOORS, SERVERS
 
 
-async def test_echo_timer_measures_a_known_delay() -> None:
-    """Frames played back 120 ms late, with no network between: the timer must say 120 ms."""
+async def play_back(delay: float, drop: set[int]) -> EchoTimer:
+    """Two seconds of a ``PulseTrack`` played back ``delay`` s late, less the frames ``drop``."""
     track = PulseTrack()
     timer = EchoTimer(track)
     loop = asyncio.get_running_loop()
-    for _ in range(100):  # 2 s: four bursts
+    for n in range(100):  # bursts at frames 0, 25, 50 and 75
         frame = await track.recv()
-        loop.call_later(0.12, timer.on_frame, frame)
-    await asyncio.sleep(0.2)
+        if n not in drop:
+            loop.call_later(delay, timer.on_frame, frame)
+    await asyncio.sleep(delay + 0.1)
     track.stop()
+    return timer
+
+
+async def test_echo_timer_measures_a_known_delay_and_loss() -> None:
+    """No network between: the timer must find the delay and the frames left out."""
+    timer = await play_back(0.12, drop={10, 30, 31})
 
     assert len(timer.round_trips) == 4
     median = percentile(timer.round_trips, 50)
     assert median is not None
-    assert 0.115 < median < 0.15
+    assert 0.115 < median < 0.18  # the delay, plus what the event loop adds when busy
+    assert timer.lost() == (75, 3)  # from the first burst to the last, three frames short
 
 
 def test_doors_are_mixed_on_request() -> None:
@@ -69,6 +77,7 @@ def test_a_run_against_the_live_server_reports_every_number(
     assert 20 < report["echo_ms"]["p50"] <= report["echo_ms"]["p95"] < 1_000
     frames = report["frames"]
     assert frames["sent"] >= peers * duration * 50 * 0.9  # 20 ms frames
+    assert frames["counted"] >= peers * (duration - 1) * 50  # from the first echo to the last
     assert frames["lost_percent"] < 5
     server = report["server"]
     assert server["pid"] == SERVERS[live_server].pid  # found by its port

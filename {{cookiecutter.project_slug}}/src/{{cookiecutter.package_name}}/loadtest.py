@@ -7,6 +7,8 @@ Each peer connects through the API (``POST /webrtc/offer``) or, for a share of t
 audio for ``--duration`` seconds. The audio is silence with a 20 ms tone burst every 0.5 s;
 each burst has one of eight pitches, so an echoed burst is told apart from its neighbours
 and matched to the time it was sent: that is the echo round trip, measured, not estimated.
+The bursts also count the frames lost: between two echoed bursts sent ``k`` frames apart,
+``k`` frames must have come back.
 
 Reported per run: offer-to-connected and echo round-trip times (p50, p95), frames sent,
 received and lost, errors, and the server's CPU and memory when it runs on this machine
@@ -52,7 +54,7 @@ ONSET_DBFS = -40.0
 class PulseTrack(MediaStreamTrack):
     """A microphone that plays silence with a tone burst every ``PULSE_EVERY`` frames.
 
-    Paced in real time; records when each burst is handed to the encoder.
+    Paced in real time; records when each burst is handed to the encoder, and as which frame.
     """
 
     kind = "audio"
@@ -60,8 +62,9 @@ class PulseTrack(MediaStreamTrack):
     def __init__(self) -> None:
         super().__init__()
         self.frames_sent = 0
-        self.pulses_sent: dict[int, float] = {}
-        """Burst pitch index -> when the last burst of that pitch was sent (monotonic)."""
+        self.pulses_sent: dict[int, tuple[float, int]] = {}
+        """Burst pitch index -> when the last burst of that pitch was sent (monotonic), and
+        its frame number."""
         self._start: float | None = None
         self._silence = np.zeros((1, FRAME_SAMPLES), dtype=np.int16)
         t = np.arange(FRAME_SAMPLES) / SAMPLE_RATE
@@ -83,7 +86,7 @@ class PulseTrack(MediaStreamTrack):
         if count % PULSE_EVERY == 0:
             pitch = (count // PULSE_EVERY) % len(PULSE_HZ)
             samples = self._bursts[pitch]
-            self.pulses_sent[pitch] = time.monotonic()
+            self.pulses_sent[pitch] = (time.monotonic(), count)
         frame = AudioFrame.from_ndarray(samples, format="s16", layout="mono")
         frame.sample_rate = SAMPLE_RATE
         frame.pts = count * FRAME_SAMPLES
@@ -100,12 +103,29 @@ def pitch_of(samples: npt.NDArray[np.float64]) -> int | None:
 
 
 class EchoTimer:
-    """Times the echo of each burst a ``PulseTrack`` sent, from the frames that come back."""
+    """Times the echo of each burst a ``PulseTrack`` sent, from the frames that come back.
+
+    Each echoed burst is also an anchor: (the frame number it was sent as, the frames
+    received before it). Between the first and the last anchor, frames sent and frames
+    received are counted on the same stretch of audio, however late it comes back.
+    """
 
     def __init__(self, track: PulseTrack) -> None:
         self.track = track
         self.round_trips: list[float] = []
+        self.anchors: list[tuple[int, int]] = []
+        self.frames_received = 0
         self._loud = False
+
+    def lost(self) -> tuple[int, int]:
+        """Frames sent between the first and the last echoed burst, and how many of them
+        did not come back."""
+        if len(self.anchors) < 2:  # no stretch to count on: every frame not back is lost
+            sent = self.track.frames_sent
+            return sent, max(0, sent - self.frames_received)
+        (first_sent, first_received), (last_sent, last_received) = self.anchors[0], self.anchors[-1]
+        sent = last_sent - first_sent
+        return sent, max(0, sent - (last_received - first_received))
 
     def on_frame(self, frame: AudioFrame) -> None:
         now = time.monotonic()
@@ -118,8 +138,11 @@ class EchoTimer:
             pitch = pitch_of(samples)
             sent = self.track.pulses_sent.pop(pitch, None) if pitch is not None else None
             if sent is not None:
-                self.round_trips.append(now - sent)
+                sent_at, frame_number = sent
+                self.round_trips.append(now - sent_at)
+                self.anchors.append((frame_number, self.frames_received))
         self._loud = loud
+        self.frames_received += 1
 
 
 @dataclass
@@ -130,18 +153,23 @@ class PeerResult:
     echo_s: list[float] = field(default_factory=list)
     frames_sent: int = 0
     frames_received: int = 0
+    frames_counted: int = 0
+    """Frames sent between the first and the last echoed burst: those checked for loss."""
+    frames_lost: int = 0
     error: str | None = None
 
 
 async def run_peer(
-    http: httpx.AsyncClient, door: Door, duration: float, ui_path: str, live: PeerResult
+    http: httpx.AsyncClient,
+    door: Door,
+    duration: float,
+    ui_path: str,
+    live: PeerResult,
+    delay: float = 0.0,
 ) -> PeerResult:
-    """Connect one peer, stream for ``duration`` s and count; fills ``live`` as it goes.
-
-    Frames lost are those sent in the ``duration`` that have not come back one echo round trip
-    (its median) after it. The peer keeps sending meanwhile: a peer that stops sending leaves
-    its last frames in the jitter buffers, which would count as lost.
-    """
+    """After ``delay`` s, connect one peer, stream for ``duration`` s and count; fills
+    ``live`` as it goes."""
+    await asyncio.sleep(delay)
     track = PulseTrack()
     timer = EchoTimer(track)
     started = time.monotonic()
@@ -170,16 +198,11 @@ async def run_peer(
             live.frames_sent, live.frames_received = track.frames_sent, peer.frames_received
             live.echo_s = timer.round_trips
             await asyncio.sleep(0.2)
-        live.frames_sent = track.frames_sent
-        round_trip = percentile(timer.round_trips, 50) or 0.2
-        await asyncio.sleep(round_trip + FRAME_SAMPLES / SAMPLE_RATE / 2)
-        live.frames_received = min(peer.frames_received, live.frames_sent)
     except Exception as exc:
         live.error = f"{type(exc).__name__}: {exc}"
-        live.frames_sent = track.frames_sent
-        if peer is not None:
-            live.frames_received = peer.frames_received
     finally:
+        live.frames_sent, live.frames_received = track.frames_sent, timer.frames_received
+        live.frames_counted, live.frames_lost = timer.lost()
         live.echo_s = timer.round_trips
         if peer is not None:
             await peer.close()
@@ -261,8 +284,12 @@ async def run(
     ui_path: str = "/ui",
     server_pid: int | None = None,
     progress: bool = True,
+    ramp: float = 0.0,
 ) -> dict[str, Any]:
-    """Run the load and return the report (what ``--out`` holds)."""
+    """Run the load and return the report (what ``--out`` holds).
+
+    The peers connect at once, or one after another spread over ``ramp`` seconds.
+    """
     if server_pid is None and urlsplit(url).hostname in ("127.0.0.1", "localhost", "::1"):
         server_pid = listening_pid(urlsplit(url).port or 80)
     results = [PeerResult(new_connection_id(), door.value) for door in doors_for(peers, ui_share)]
@@ -294,7 +321,10 @@ async def run(
         watcher = asyncio.create_task(watch())
         try:
             await asyncio.gather(
-                *(run_peer(http, Door(r.door), duration, ui_path, r) for r in results)
+                *(
+                    run_peer(http, Door(r.door), duration, ui_path, r, n * ramp / peers)
+                    for n, r in enumerate(results)
+                )
             )
         finally:
             watcher.cancel()
@@ -318,8 +348,8 @@ def summarize(
 ) -> dict[str, Any]:
     connects = [r.connect_s for r in results if r.connect_s is not None]
     echoes = [s for r in results for s in r.echo_s]
-    sent = sum(r.frames_sent for r in results)
-    lost = sum(max(0, r.frames_sent - r.frames_received) for r in results)
+    counted = sum(r.frames_counted for r in results)
+    lost = sum(r.frames_lost for r in results)
     server = None
     if len(samples) >= 2:
         first, last = samples[0], samples[-1]
@@ -346,10 +376,11 @@ def summarize(
             "count": len(echoes),
         },
         "frames": {
-            "sent": sent,
+            "sent": sum(r.frames_sent for r in results),
             "received": sum(r.frames_received for r in results),
+            "counted": counted,
             "lost": lost,
-            "lost_percent": round(100 * lost / sent, 2) if sent else None,
+            "lost_percent": round(100 * lost / counted, 2) if counted else None,
         },
         "server": server,
         "errors": errors,
@@ -370,7 +401,7 @@ def table(report: dict[str, Any]) -> str:
         (
             "frames",
             f"sent {frames['sent']}, received {frames['received']}, "
-            f"lost {frames['lost']} ({frames['lost_percent']} %)",
+            f"lost {frames['lost']} of {frames['counted']} counted ({frames['lost_percent']} %)",
         ),
         (
             "server",
@@ -402,12 +433,15 @@ def main(argv: list[str] | None = None) -> int:
         "--ui-share", type=float, default=0.0, help="share of peers through the UI, 0-1 [0]"
     )
     parser.add_argument("--ui-path", default="/ui", help="where the UI is mounted [/ui]")
+    parser.add_argument(
+        "--ramp", type=float, default=0.0, help="seconds over which peers connect [0: at once]"
+    )
     parser.add_argument("--server-pid", type=int, help="the server's pid [found by its port]")
     parser.add_argument("--out", type=Path, default=Path("loadtest.json"), help="JSON report")
     parser.add_argument("--quiet", action="store_true", help="no progress lines")
     args = parser.parse_args(argv)
-    if not 0 <= args.ui_share <= 1 or args.peers < 1 or args.duration <= 0:
-        parser.error("need --peers >= 1, --duration > 0 and 0 <= --ui-share <= 1")
+    if not 0 <= args.ui_share <= 1 or args.peers < 1 or args.duration <= 0 or args.ramp < 0:
+        parser.error("need --peers >= 1, --duration > 0, --ramp >= 0 and 0 <= --ui-share <= 1")
     report = asyncio.run(
         run(
             args.url,
@@ -417,6 +451,7 @@ def main(argv: list[str] | None = None) -> int:
             args.ui_path,
             args.server_pid,
             progress=not args.quiet,
+            ramp=args.ramp,
         )
     )
     args.out.write_text(json.dumps(report, indent=2) + "\n")
