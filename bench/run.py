@@ -293,7 +293,8 @@ def markdown(results: dict[str, Any], command: str) -> str:
         "",
         f"Measured {results['date']} on {m['nproc']} cores ({m['cpu']}), {m['os']}, "
         f"Python {m['python']}, fastrtc {m['fastrtc']}, aiortc {m['aiortc']}, "
-        f"gradio {m['gradio']}. Regenerate with `{command}` (about "
+        f"gradio {m['gradio']}; the machine's load average (1 min) was "
+        f"{results['load_average']} the run. Regenerate with `{command}` (about "
         f"{round(results['seconds'] / 60)} min).",
         "",
         "**layer**: the default generated project (`python -m my_fastrtc_app`). **plain**: "
@@ -390,10 +391,15 @@ def notes(results: dict[str, Any]) -> list[str]:
         else f"- capacity: layer {cap['layer']} peers, plain {cap['plain']}."
     )
     if failed:
+        cpu = [failed[app]["cpu_percent"] for app in APPS]
         said.append(
-            f"  At {failed['peers']} peers the load generator (that many aiortc peers in one "
-            f"Python process) and the server share the machine's {os.cpu_count()} cores: what "
-            "runs out there is the machine, for both alike; the server's CPU is in the table."
+            f"  At {failed['peers']} peers both lose frames, with the servers at "
+            f"{cpu[0]} % and {cpu[1]} % of one core: neither server is CPU-bound; the "
+            f"machine's {results['machine']['nproc']} cores, shared by the server, the load "
+            f"generator ({failed['peers']} aiortc peers in one Python process) and the rest "
+            f"of the machine's load (load average {results['load_average']}), are what runs "
+            "out. The capacity here compares the two apps under the same load on the same "
+            "machine; for a server's own ceiling, run `make loadtest` from other machines."
         )
     lookups = results["lookups"]
     small, large = lookups[str(REGISTERED[0])], lookups[str(REGISTERED[-1])]
@@ -414,6 +420,7 @@ def notes(results: dict[str, Any]) -> list[str]:
 async def bench(args: argparse.Namespace) -> dict[str, Any]:
     loadtest = importlib.import_module(f"{args.package}.loadtest")
     started = time.monotonic()
+    load_before = os.getloadavg()[0]
     logs = Path(tempfile.mkdtemp(prefix="bench-"))
     print(f"server logs in {logs}", flush=True)
     with server("layer", args.package, logs) as layer, server("plain", args.package, logs) as plain:
@@ -431,6 +438,7 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
         "capacity": capacity,
         "lookups": lookups,
         "seconds": round(time.monotonic() - started),
+        "load_average": f"{load_before:.1f} before, {os.getloadavg()[0]:.1f} after",
     }
     results["notes"] = notes(results) + args.note
     return results
