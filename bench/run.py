@@ -413,7 +413,7 @@ def notes(results: dict[str, Any]) -> list[str]:
             row
             for row in sweep
             if not all(row[app]["ok"] for app in APPS)
-            or any((row[app]["echo_p50_ms"] or math.inf) > 2 * alone for app in APPS)
+            or all((row[app]["echo_p50_ms"] or math.inf) > 2 * alone for app in APPS)
         ),
         None,
     )
@@ -435,7 +435,7 @@ def notes(results: dict[str, Any]) -> list[str]:
             f"{layer['cpu_percent']} % and {plain['cpu_percent']} % of one core: what runs "
             f"out is the machine's "
             f"{results['machine']['nproc']} cores, shared by the server, the load generator "
-            f"({saturated['peers']} aiortc peers in one Python process) and the machine's "
+            f"(aiortc peers in one Python process) and the machine's "
             f"other load (load average {results['load_average']}), and results at that "
             "size vary from run to run. Capacity here compares the two apps under the same "
             "load on the same machine; for a server's own ceiling, run `make loadtest` from "
