@@ -2,8 +2,9 @@
 # needs it installs it into .tools/ with pip.
 UV := $(or $(shell command -v uv 2>/dev/null),.tools/bin/uv)
 DEMO_DIR ?= build
+BENCH_DIR ?= build/bench
 
-.PHONY: help install test demo lint format lock clean
+.PHONY: help install test demo bench lint format lock clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -22,6 +23,13 @@ demo: install ## Generate the default project into $(DEMO_DIR)/ and run it (http
 	rm -rf $(DEMO_DIR)/my-fastrtc-app
 	$(UV) run --locked cookiecutter --no-input . -o $(DEMO_DIR)
 	$(MAKE) -C $(DEMO_DIR)/my-fastrtc-app run UV=$(abspath $(UV))
+
+bench: install ## Benchmark the generated app against plain fastrtc (~8 min): BENCHMARKS.md
+	rm -rf $(BENCH_DIR)/my-fastrtc-app
+	$(UV) run --locked cookiecutter --no-input . -o $(BENCH_DIR)
+	$(MAKE) -C $(BENCH_DIR)/my-fastrtc-app install UV=$(abspath $(UV))
+	cd $(BENCH_DIR)/my-fastrtc-app && $(abspath $(UV)) run --locked python $(CURDIR)/bench/run.py \
+		--out $(CURDIR)/BENCHMARKS.md --raw $(abspath $(BENCH_DIR))/results.json $(ARGS)
 
 lint: install ## ruff on the template's own code
 	$(UV) run --locked ruff check .

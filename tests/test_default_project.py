@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -45,6 +46,7 @@ EXPECTED_FILES = {
     "src/my_fastrtc_app/handlers/__init__.py",
     "src/my_fastrtc_app/handlers/echo.py",
     "src/my_fastrtc_app/handlers/io.py",
+    "src/my_fastrtc_app/loadtest.py",
     "src/my_fastrtc_app/py.typed",
     "src/my_fastrtc_app/services/__init__.py",
     "src/my_fastrtc_app/services/cluster.py",
@@ -60,6 +62,8 @@ EXPECTED_FILES = {
     "tests/test_echo.py",
     "tests/test_errors.py",
     "tests/test_fuzz.py",
+    "tests/test_loadtest.py",
+    "tests/test_lookup_cost.py",
     "tests/test_observability.py",
     "tests/test_reliability.py",
     "tests/test_security.py",
@@ -198,6 +202,16 @@ def test_make_run_serves_the_ui_and_the_api(default_project: Path, tmp_path: Pat
         assert ui.status_code == 200
         assert str(ui.url) == f"{base}/ui/"
         assert "gradio" in ui.text.lower()
+
+        # make loadtest, against what make run serves: real peers through both doors
+        report = tmp_path / "loadtest.json"
+        args = f"--peers 2 --duration 2 --ui-share 0.5 --quiet --out {report}"
+        port = base.rsplit(":", 1)[1]
+        make("loadtest", default_project, f"PORT={port}", f"ARGS={args}")
+        numbers = json.loads(report.read_text())
+        assert numbers["errors"] == []
+        assert numbers["echo_ms"]["count"] > 0
+        assert numbers["server"]["pid"] > 0  # make run's server, found by its port
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         try:
@@ -216,6 +230,7 @@ def test_make_run_serves_the_ui_and_the_api(default_project: Path, tmp_path: Pat
         "test-e2e",
         "test-reliability",
         "test-cluster",
+        "loadtest",
         "lint",
         "format",
         "docker-build",

@@ -135,6 +135,8 @@ class Peer:
     frames_received: int = 0
     last_level_dbfs: float = -120.0
     messages: list[str] = field(default_factory=list)
+    on_frame: Callable[[AudioFrame], None] | None = None
+    """Called with each audio frame that comes back, as it arrives (e.g. to time an echo)."""
     _receiver: asyncio.Task[None] | None = None
 
     @property
@@ -168,6 +170,8 @@ class Peer:
                 assert isinstance(frame, AudioFrame)
                 self.frames_received += 1
                 self.last_level_dbfs = rms_dbfs(frame.to_ndarray())
+                if self.on_frame is not None:
+                    self.on_frame(frame)
 
 
 async def ui_component_id(http: httpx.AsyncClient, ui_path: str = "/ui") -> int:
@@ -185,19 +189,22 @@ async def connect(
     hz: float = 440.0,
     speech: Speech | None = None,
     audio: bool = True,
+    track: MediaStreamTrack | None = None,
+    on_frame: Callable[[AudioFrame], None] | None = None,
 ) -> Peer:
     """Offer a new connection through ``door`` and return once the answer is applied.
 
     ``http`` has the app's base URL. Call ``wait_connected`` on the result to wait for ICE.
-    With ``speech`` the tone comes in turns with pauses, as a pause-detecting handler needs.
-    With ``audio=False`` the peer offers only its data channel, so no media ever starts.
+    The peer sends a ``hz`` tone (in turns with pauses with ``speech``, as a pause-detecting
+    handler needs), or ``track`` when given; with ``audio=False`` it offers only its data
+    channel, so no media ever starts. ``on_frame`` sees each frame that comes back.
     """
     pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
-    peer = Peer(connection_id or new_connection_id(), pc)
+    peer = Peer(connection_id or new_connection_id(), pc, on_frame=on_frame)
     channel = pc.createDataChannel("text")  # fastrtc starts the media once a channel exists
     channel.on("message", peer.messages.append)
     if audio:
-        pc.addTrack(ToneTrack(hz, speech=speech))
+        pc.addTrack(track or ToneTrack(hz, speech=speech))
 
     @pc.on("track")
     def on_track(track: MediaStreamTrack) -> None:

@@ -36,7 +36,7 @@ import logging
 import math
 import re
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -183,6 +183,50 @@ class Listener(Protocol):
         """A connection closed."""
 
 
+class _Connections(defaultdict[str, list[Any]]):
+    """fastrtc's ``Stream.connections``, which also knows its websocket ids.
+
+    fastrtc records a websocket connection only here (as ``[WebSocketHandler]``), mixed with
+    the tracks of every WebRTC connection. Finding or counting the websocket ones by scanning
+    would make every lookup of an unknown id cost O(number of connections); this keeps them
+    apart (in the order they came) as entries come and go.
+    """
+
+    def __init__(self, entries: dict[str, list[Any]]) -> None:
+        super().__init__(list, entries)
+        self.websocket_ids: dict[str, None] = {
+            key: None for key, tracks in entries.items() if _is_websocket(tracks)
+        }
+
+    def __setitem__(self, key: str, tracks: list[Any]) -> None:
+        super().__setitem__(key, tracks)
+        if _is_websocket(tracks):
+            self.websocket_ids[key] = None
+        else:
+            self.websocket_ids.pop(key, None)
+
+    def __delitem__(self, key: str) -> None:
+        super().__delitem__(key)
+        self.websocket_ids.pop(key, None)
+
+    def pop(self, key: str, *default: Any) -> Any:
+        self.websocket_ids.pop(key, None)
+        return super().pop(key, *default)
+
+    def popitem(self) -> tuple[str, list[Any]]:
+        key, tracks = super().popitem()
+        self.websocket_ids.pop(key, None)
+        return key, tracks
+
+    def clear(self) -> None:
+        super().clear()
+        self.websocket_ids.clear()
+
+
+def _is_websocket(tracks: list[Any]) -> bool:
+    return bool(tracks) and isinstance(tracks[0], WebSocketHandler)
+
+
 class StreamService:
     """Every connection of one ``Stream``, API and UI alike, through one typed interface.
 
@@ -196,6 +240,10 @@ class StreamService:
         if peer_timeout is not None:
             set_peer_timeout(peer_timeout)
         self._stream = stream
+        # Every lookup and count is O(1) in the number of connections: websocket ids are
+        # kept apart as fastrtc records them, never found by scanning.
+        self._websockets = _Connections(stream.connections)
+        stream.connections = self._websockets
         self._owners: dict[Source, WebRTCConnectionMixin] = {
             Source.API: stream,
             Source.UI: stream.webrtc_component,
@@ -227,7 +275,7 @@ class StreamService:
         for source, owner in self._owners.items():
             for connection_id, pc in list(owner.pcs.items()):
                 found.append(ConnectionInfo(id=connection_id, source=source, state=_state(pc)))
-        for connection_id in self._websocket_ids():
+        for connection_id in list(self._websockets.websocket_ids):
             found.append(
                 ConnectionInfo(id=connection_id, source=Source.WEBSOCKET, state="connected")
             )
@@ -260,7 +308,9 @@ class StreamService:
         return sizes
 
     def __len__(self) -> int:
-        return sum(len(owner.pcs) for owner in self._owners.values()) + len(self._websocket_ids())
+        return sum(len(owner.pcs) for owner in self._owners.values()) + len(
+            self._websockets.websocket_ids
+        )
 
     # -- per-connection operations -------------------------------------------------------
 
@@ -349,7 +399,7 @@ class StreamService:
         for source, owner in self._owners.items():
             if connection_id in owner.pcs:
                 return source, owner
-        if connection_id in self._websocket_ids():
+        if connection_id in self._websockets.websocket_ids:
             return Source.WEBSOCKET, self._stream
         return None
 
@@ -358,14 +408,6 @@ class StreamService:
         if found is None:
             raise UnknownConnectionError(connection_id)
         return found
-
-    def _websocket_ids(self) -> list[str]:
-        # Websocket connections are recorded only in Stream.connections, never in pcs.
-        return [
-            connection_id
-            for connection_id, tracks in list(self._stream.connections.items())
-            if tracks and isinstance(tracks[0], WebSocketHandler)
-        ]
 
     def _outputs_of(self, connection_id: str) -> _Outputs:
         outputs = self._outputs.get(connection_id)
