@@ -414,6 +414,8 @@ class StreamService:
 
         def cleaned_up(connection_id: str) -> Any:
             tracks = clean_up(connection_id)
+            for track in tracks:
+                _stop_workers(track)
             opened = self._opened.pop(connection_id, None)
             if opened is not None:
                 logger.info(
@@ -464,6 +466,25 @@ async def _discard(owner: WebRTCConnectionMixin, connection_id: str) -> None:
     # at once (fastrtc's own callback runs later and finds nothing left).
     for track in owner.clean_up(connection_id):
         track.stop()
+
+
+_WORKERS = ("decode_task", "process_input_task", "start_up_task")
+"""The tasks fastrtc runs for a track's handler (``AudioCallback.start``)."""
+
+
+def _stop_workers(track: object) -> None:
+    """Cancel the tasks that run a closed connection's handler.
+
+    fastrtc's ``stop`` only sets a flag, which its output loop reads between two frames; a
+    handler whose ``emit`` waits for audio that will never come keeps that loop waiting for
+    fastrtc's 60 s frame timeout, and with it the handler, the track, the data channel and
+    through them the whole peer connection. Every connection closed in the last minute was
+    still in memory (about 200 KiB each).
+    """
+    for name in _WORKERS:
+        task = getattr(track, name, None)
+        if isinstance(task, asyncio.Task) and not task.done():
+            task.cancel()
 
 
 def _state(pc: RTCPeerConnection) -> ConnectionState:
