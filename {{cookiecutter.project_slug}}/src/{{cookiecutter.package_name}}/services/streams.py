@@ -19,7 +19,9 @@ pair behave as one stream:
 - additional outputs reach every subscriber, and a subscription ends when its connection does
   (fastrtc's ``output_stream`` on a dead id never ends);
 - ``close`` really closes the peer (fastrtc's ``update_connection`` only asks the browser to);
-- a peer that stops answering is dropped after ``peer_timeout`` seconds, not aioice's fixed 30.
+- a peer that stops answering is dropped after ``peer_timeout`` seconds, not aioice's fixed 30;
+- nothing of a closed connection keeps running (fastrtc left its handler's tasks waiting);
+- what the handlers raise is counted (``handler_errors``): fastrtc only prints it.
 
 Inputs reach a handler in the shape the Gradio UI gives them, whatever the path:
 ``handler.latest_args == ["__webrtc_value__", connection_id, *inputs]``; see ``handler_inputs``.
@@ -28,10 +30,13 @@ Inputs reach a handler in the shape the Gradio UI gives them, whatever the path:
 from __future__ import annotations
 
 import asyncio
+import functools
+import inspect
 import json
 import logging
 import math
 import re
+import threading
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -42,7 +47,8 @@ from typing import Any, Literal, cast
 import aioice.ice
 from aiortc import RTCPeerConnection
 from fastapi.responses import JSONResponse
-from fastrtc import AdditionalOutputs, ReplyOnPause, Stream
+from fastrtc import AdditionalOutputs, AsyncStreamHandler, ReplyOnPause, Stream, StreamHandler
+from fastrtc.utils import current_context
 from fastrtc.webrtc_connection_mixin import WebRTCConnectionMixin
 from fastrtc.websocket import WebSocketHandler
 from pydantic import BaseModel, ConfigDict
@@ -50,6 +56,7 @@ from pydantic import BaseModel, ConfigDict
 logger = logging.getLogger(__name__)
 
 OutputsCallback = Callable[[AdditionalOutputs], None]
+Handler = StreamHandler | AsyncStreamHandler
 ConnectionState = Literal["new", "connecting", "connected", "closed", "failed"]
 
 CONNECTION_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
@@ -176,15 +183,26 @@ class StreamService:
         self._opened: dict[str, tuple[Source, float]] = {}
         self.connections_total: Counter[Source] = Counter()
         """Connections ever accepted, by source (for metrics)."""
+        self._handler_errors = 0
+        self._handler_errors_lock = threading.Lock()  # synchronous handlers run in threads
         # fastrtc builds the UI component without the Stream's server-side ICE configuration.
         stream.webrtc_component.server_rtc_configuration = stream.server_rtc_configuration
         stream.webrtc_component.allow_extra_tracks = stream.allow_extra_tracks
         for source, owner in self._owners.items():
             self._install(source, owner)
+        handlers = {id(owner.event_handler): owner.event_handler for owner in self._owners.values()}
+        for handler in handlers.values():
+            if isinstance(handler, Handler):
+                self._count_errors(handler)
 
     @property
     def concurrency_limit(self) -> int:
         return cast(int, self._stream.concurrency_limit)
+
+    @property
+    def handler_errors(self) -> int:
+        """Exceptions the connections' handlers have raised, since the start (for metrics)."""
+        return self._handler_errors
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -372,6 +390,65 @@ class StreamService:
             extra={"event": "connect", "connection_id": connection_id, "source": source.value},
         )
 
+    def _count_errors(self, handler: Handler) -> None:
+        """Count what each connection's handler raises.
+
+        fastrtc gives every connection a ``copy()`` of the stream's handler and wraps its
+        methods to print what they raise and stop the connection's media; this wraps them
+        first, on the copy, so that every path (API, UI) is counted and logged.
+        """
+        copy = handler.copy
+
+        def counted_copy() -> Handler:
+            new = copy()
+            for name in HANDLER_METHODS:
+                method = getattr(new, name, None)
+                if callable(method):
+                    setattr(new, name, self._counted(name, method))
+            return new
+
+        handler.copy = counted_copy  # type: ignore[method-assign,assignment]
+
+    def _counted(self, name: str, method: Callable[..., Any]) -> Callable[..., Any]:
+        # fastrtc tells coroutine functions from plain ones: the wrapper must stay the same kind.
+        if inspect.iscoroutinefunction(method):
+
+            @functools.wraps(method)
+            async def counted_coroutine(*args: Any, **kwargs: Any) -> Any:
+                try:
+                    return await method(*args, **kwargs)
+                except Exception as exc:
+                    self._handler_raised(name, exc)
+                    raise
+
+            return counted_coroutine
+
+        @functools.wraps(method)
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return method(*args, **kwargs)
+            except Exception as exc:
+                self._handler_raised(name, exc)
+                raise
+
+        return counted
+
+    def _handler_raised(self, method: str, exc: Exception) -> None:
+        with self._handler_errors_lock:
+            self._handler_errors += 1
+        context = current_context.get()
+        logger.error(
+            "handler %s raised %s: %s",
+            method,
+            type(exc).__name__,
+            exc,
+            extra={
+                "event": "handler_error",
+                "connection_id": context.webrtc_id if context else None,
+                "method": method,
+            },
+        )
+
     def _install(self, source: Source, owner: WebRTCConnectionMixin) -> None:
         """Wrap the three fastrtc methods through which connections come, emit and go."""
         handle_offer = cast(
@@ -439,6 +516,9 @@ class StreamService:
         owner.clean_up = cleaned_up  # type: ignore[method-assign,assignment]
 
 
+HANDLER_METHODS = ("receive", "emit", "start_up", "shutdown", "video_receive", "video_emit")
+"""The methods of a handler that fastrtc calls, and whose exceptions are counted."""
+
 CONSENT_CHECKS = 3
 """Consent checks a peer may miss in a row before it is dropped."""
 
@@ -480,11 +560,18 @@ def _stop_workers(track: object) -> None:
     fastrtc's 60 s frame timeout, and with it the handler, the track, the data channel and
     through them the whole peer connection. Every connection closed in the last minute was
     still in memory (about 200 KiB each).
+
+    A task that ended with the handler's exception is marked as seen: the layer has counted
+    and logged it, and asyncio would otherwise log it again, whenever the task is collected.
     """
     for name in _WORKERS:
         task = getattr(track, name, None)
-        if isinstance(task, asyncio.Task) and not task.done():
+        if not isinstance(task, asyncio.Task):
+            continue
+        if not task.done():
             task.cancel()
+        elif not task.cancelled():
+            task.exception()
 
 
 def _state(pc: RTCPeerConnection) -> ConnectionState:
