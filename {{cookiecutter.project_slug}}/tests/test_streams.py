@@ -136,6 +136,23 @@ async def test_a_closed_connection_leaves_no_task_running(
     await wait_until(lambda: not asyncio.all_tasks() - before, within=5)
 
 
+@pytest.mark.parametrize("door", DOORS)
+async def test_a_connection_closed_before_its_media_leaves_no_task_running(
+    streams: StreamService, http: httpx.AsyncClient, door: Door
+) -> None:
+    before = asyncio.all_tasks()
+    client = await connect(http, door, audio=False)  # a data channel and no media track
+    try:
+        await client.wait_connected()
+        # fastrtc starts waiting for a media track as soon as it registers the data channel
+        await wait_until(lambda: streams.registry_sizes()[f"{door.value}.data_channels"] == 1)
+    finally:
+        await client.close()
+
+    await wait_until(lambda: client.connection_id not in streams, within=5)
+    await wait_until(lambda: not asyncio.all_tasks() - before, within=5)
+
+
 async def test_unknown_ids_raise_and_create_nothing(streams: StreamService) -> None:
     for call in (
         lambda: streams.get("nope"),

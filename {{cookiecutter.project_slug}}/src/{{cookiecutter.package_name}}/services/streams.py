@@ -237,7 +237,7 @@ class StreamService:
         """
         sizes: dict[str, int] = {}
         for source, owner in self._owners.items():
-            for name in ("pcs", "connections", "handlers", "additional_outputs"):
+            for name in ("pcs", "connections", "handlers", "data_channels", "additional_outputs"):
                 sizes[f"{source.value}.{name}"] = len(getattr(owner, name))
         sizes["service.outputs"] = len(self._outputs)
         sizes["service.opened"] = len(self._opened)
@@ -493,6 +493,7 @@ class StreamService:
             tracks = clean_up(connection_id)
             for track in tracks:
                 _stop_workers(track)
+            _stop_channel_waiter(connection_id)
             opened = self._opened.pop(connection_id, None)
             if opened is not None:
                 logger.info(
@@ -572,6 +573,29 @@ def _stop_workers(track: object) -> None:
             task.cancel()
         elif not task.cancelled():
             task.exception()
+
+
+def _stop_channel_waiter(connection_id: str) -> None:
+    """Cancel fastrtc's wait to hand the connection's data channel to its media track.
+
+    fastrtc starts that task when the data channel opens and polls every 50 ms until the
+    connection has a track; when the connection closes before its media starts (or offers no
+    media at all), it never gets one, and the task polls forever, keeping the channel and
+    the whole peer connection alive.
+    """
+    for task in asyncio.all_tasks():
+        coroutine = task.get_coro()
+        if (
+            inspect.iscoroutine(coroutine)
+            and coroutine.cr_code.co_name == "set_channel"
+            and coroutine.cr_code.co_filename == _FASTRTC_MIXIN
+            and coroutine.cr_frame is not None
+            and coroutine.cr_frame.f_locals.get("webrtc_id") == connection_id
+        ):
+            task.cancel()
+
+
+_FASTRTC_MIXIN = inspect.getfile(WebRTCConnectionMixin)
 
 
 def _state(pc: RTCPeerConnection) -> ConnectionState:
