@@ -583,7 +583,11 @@ def _stop_channel_waiter(connection_id: str) -> None:
     media at all), it never gets one, and the task polls forever, keeping the channel and
     the whole peer connection alive.
     """
-    for task in asyncio.all_tasks():
+    try:
+        tasks = asyncio.all_tasks()
+    except RuntimeError:  # no event loop running, so no task either
+        return
+    for task in tasks:
         coroutine = task.get_coro()
         if (
             inspect.iscoroutine(coroutine)
