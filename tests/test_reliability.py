@@ -1,11 +1,14 @@
-"""The generated project's slow reliability suite (soak, load, shutdown) passes, nothing skipped."""
+"""The generated project's slow reliability suite (fuzz, soak, load, shutdown) passes with
+nothing skipped, with the UI and without it (API-only churn meets the limits differently)."""
 
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from .conftest import run
+import pytest
+
+from .conftest import bake, make
 
 RELIABILITY_TESTS = {
     "test_soak_leaves_no_state_and_little_memory",
@@ -16,15 +19,16 @@ RELIABILITY_TESTS = {
 }
 
 
-def test_make_test_reliability_passes(default_project: Path, tmp_path: Path) -> None:
-    report = tmp_path / "junit.xml"
+@pytest.fixture(scope="module")
+def api_only_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A project without the Gradio UI, installed."""
+    project = bake(tmp_path_factory.mktemp("api-only"), include_ui=False)
+    make("install", project)
+    return project
 
-    run(
-        ["make", "test-reliability"],
-        cwd=default_project,
-        timeout=600,
-        PYTEST_ADDOPTS=f"--junitxml={report}",
-    )
+
+def assert_reliability_passes(project: Path, report: Path) -> None:
+    make("test-reliability", project, PYTEST_ADDOPTS=f"--junitxml={report}")
 
     suite = ET.parse(report).getroot().find("testsuite")
     assert suite is not None
@@ -33,3 +37,14 @@ def test_make_test_reliability_passes(default_project: Path, tmp_path: Path) -> 
         for case in suite.iter("testcase")
     }
     assert outcomes == dict.fromkeys(RELIABILITY_TESTS, "passed")
+
+
+def test_make_test_reliability_passes(default_project: Path, tmp_path: Path) -> None:
+    assert_reliability_passes(default_project, tmp_path / "junit.xml")
+
+
+def test_make_test_reliability_passes_without_the_ui(
+    api_only_project: Path, tmp_path: Path
+) -> None:
+    assert (api_only_project / "src/my_fastrtc_app/ui.py").exists() is False
+    assert_reliability_passes(api_only_project, tmp_path / "junit.xml")

@@ -68,39 +68,64 @@ async def all_gone(http: httpx.AsyncClient) -> bool:
     return bool((await http.get("/connections")).json() == [])
 
 
+BATCH = 10
+"""Cycles run at once in the soak."""
+WARM_UP = 300
+"""Soak cycles before the memory baseline is taken."""
+CYCLES = 200
+"""Soak cycles measured."""
+
+
 async def test_soak_leaves_no_state_and_little_memory(tmp_path: Path) -> None:
-    """200 connect/disconnect cycles, half API and half UI, a quarter abandoned."""
-    with serve(tmp_path / "server.log", APP_PEER_TIMEOUT="2", APP_CONCURRENCY_LIMIT="50") as base:
+    """200 connect/disconnect cycles through every door, a quarter abandoned: every registry
+    ends empty and resident memory grows by less than 10 %.
+
+    The baseline is taken after a warm-up of 300 cycles like the measured ones. Until then
+    memory rises without a leak: the first connections load codecs and fill caches, and a
+    closed peer connection is a cycle of objects that only the collector's full collections
+    free, which CPython runs rarely (once the objects that survived since the last one reach
+    a quarter of all of them), so the heap grows to hold that much garbage and then stays
+    at that size. Gradio also keeps each UI session's state (a few tens of KiB), up to its
+    10,000 most recent sessions. Measured here: +8 % over the first 300 cycles, then +1 to
+    +4 % over the 200 measured ones. A closed peer connection that stays reachable keeps
+    ~200 KiB: keeping every one (in a list, or in a task still waiting on its handler)
+    measured +17 %.
+
+    The limit admits a whole round at once. An abandoned peer keeps its slot until the peer
+    timeout finds it gone (~3.5 s here), so how many are held at a time depends on how fast
+    the batches come (API-only ones are quicker than UI ones); with any lower limit, a fast
+    machine would meet refusals. The limit itself is tested elsewhere.
+    """
+    limit = max(WARM_UP, CYCLES)
+    with serve(
+        tmp_path / "server.log", APP_PEER_TIMEOUT="2", APP_CONCURRENCY_LIMIT=str(limit)
+    ) as base:
         pid = server_pid(base)
         async with httpx.AsyncClient(base_url=base, timeout=30) as http:
 
-            async def rounds(count: int, start: int = 0) -> list[Peer]:
+            async def rounds(count: int) -> list[Peer]:
                 peers: list[Peer] = []
-                for batch in range(start, start + count, 10):
+                for batch in range(0, count, BATCH):
                     peers += await asyncio.gather(
                         *(
                             cycle(http, DOORS[i % len(DOORS)], abandon=i % 4 == 3)
-                            for i in range(batch, batch + 10)
+                            for i in range(batch, batch + BATCH)
                         )
                     )
                 await wait_until(lambda: all_gone(http), within=30)
+                for peer in peers:
+                    await peer.close()
                 return peers
 
-            warm = await rounds(60)  # imports, codecs, caches and allocator arenas settle first
+            await rounds(WARM_UP)
             baseline = rss_kib(pid)
-            peers = await rounds(200)
+            await rounds(CYCLES)
             after = rss_kib(pid)
-
             sizes = registries((await http.get("/metrics")).text)
-            for peer in warm + peers:
-                await peer.close()
 
     assert len(sizes) >= 8, sizes
     assert set(sizes.values()) == {0.0}, sizes
-    # Target: < 10 %. Measured: +24 % (158 -> 200 MiB) over 200 cycles with every registry
-    # empty, so something below fastrtc's registries still holds ~200 KiB per connection.
-    # This bound guards against a worse leak until that is found; tighten it to 1.10 then.
-    assert after < baseline * 1.35, f"RSS grew from {baseline} KiB to {after} KiB"
+    assert after < baseline * 1.10, f"RSS grew from {baseline} KiB to {after} KiB"
 
 
 async def test_load_every_peer_gets_its_echo(tmp_path: Path) -> None:

@@ -118,6 +118,44 @@ async def test_client_closing_removes_it(streams: StreamService, peer: Connect, 
     await wait_until(lambda: client.connection_id not in streams, within=5)
 
 
+@pytest.mark.parametrize("door", DOORS)
+@pytest.mark.parametrize("closer", ["client", "server"])
+async def test_a_closed_connection_leaves_no_task_running(
+    streams: StreamService, peer: Connect, door: Door, closer: str
+) -> None:
+    """Nothing of a connection runs on once it is closed: a task left waiting on the handler
+    would keep the handler, its track and the whole peer connection in memory."""
+    before = asyncio.all_tasks()
+    client = await peer(door)
+    await client.wait_frames(10)
+
+    if closer == "client":
+        await client.close()
+    else:
+        await streams.close(client.connection_id)
+        await client.close()
+
+    await wait_until(lambda: client.connection_id not in streams, within=5)
+    await wait_until(lambda: not asyncio.all_tasks() - before, within=5)
+
+
+@pytest.mark.parametrize("door", DOORS)
+async def test_a_connection_closed_before_its_media_leaves_no_task_running(
+    streams: StreamService, http: httpx.AsyncClient, door: Door
+) -> None:
+    before = asyncio.all_tasks()
+    client = await connect(http, door, audio=False)  # a data channel and no media track
+    try:
+        await client.wait_connected()
+        # fastrtc starts waiting for a media track as soon as it registers the data channel
+        await wait_until(lambda: streams.registry_sizes()[f"{door.value}.data_channels"] == 1)
+    finally:
+        await client.close()
+
+    await wait_until(lambda: client.connection_id not in streams, within=5)
+    await wait_until(lambda: not asyncio.all_tasks() - before, within=5)
+
+
 async def test_unknown_ids_raise_and_create_nothing(streams: StreamService) -> None:
     for call in (
         lambda: streams.get("nope"),

@@ -43,6 +43,11 @@ class StreamCollector(Collector):
         for name, size in self.streams.registry_sizes().items():
             registries.add_metric([name], size)
         yield registries
+        errors = CounterMetricFamily(
+            "app_handler_errors", "Exceptions raised by the connections' handlers"
+        )
+        errors.add_metric([], self.streams.handler_errors)
+        yield errors
         limit = GaugeMetricFamily("app_concurrency_limit", "Most connections at once")
         limit.add_metric([], self.streams.concurrency_limit)
         yield limit

@@ -23,6 +23,8 @@ pair behave as one stream:
 - a handler that asks for its inputs (``ReplyOnPause`` does at every pause) gets the current
   ones at once: fastrtc waits for the client to send them again, which the Gradio UI does
   (and may then change them) but an API client need not.
+- nothing of a closed connection keeps running (fastrtc left its handler's tasks waiting);
+- what the handlers raise is counted (``handler_errors``): fastrtc only prints it.
 
 Inputs reach a handler in the shape the Gradio UI gives them, whatever the path:
 ``handler.latest_args == ["__webrtc_value__", connection_id, *inputs]``; see ``handler_inputs``.
@@ -31,10 +33,13 @@ Inputs reach a handler in the shape the Gradio UI gives them, whatever the path:
 from __future__ import annotations
 
 import asyncio
+import functools
+import inspect
 import json
 import logging
 import math
 import re
+import threading
 import time
 from collections import Counter, defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -45,8 +50,9 @@ from typing import Any, Literal, Protocol, cast
 import aioice.ice
 from aiortc import RTCPeerConnection
 from fastapi.responses import JSONResponse
-from fastrtc import AdditionalOutputs, ReplyOnPause, Stream
+from fastrtc import AdditionalOutputs, AsyncStreamHandler, ReplyOnPause, Stream, StreamHandler
 from fastrtc.tracks import StreamHandlerBase
+from fastrtc.utils import current_context
 from fastrtc.webrtc_connection_mixin import WebRTCConnectionMixin
 from fastrtc.websocket import WebSocketHandler
 from pydantic import BaseModel, ConfigDict
@@ -54,6 +60,7 @@ from pydantic import BaseModel, ConfigDict
 logger = logging.getLogger(__name__)
 
 OutputsCallback = Callable[[AdditionalOutputs], None]
+Handler = StreamHandler | AsyncStreamHandler
 ConnectionState = Literal["new", "connecting", "connected", "closed", "failed"]
 
 CONNECTION_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
@@ -257,15 +264,26 @@ class StreamService:
         self.remote: Remote | None = None
         """The other replicas, in cluster mode: ids are unique, and candidates reach them."""
         self.listener: Listener | None = None
+        self._handler_errors = 0
+        self._handler_errors_lock = threading.Lock()  # synchronous handlers run in threads
         # fastrtc builds the UI component without the Stream's server-side ICE configuration.
         stream.webrtc_component.server_rtc_configuration = stream.server_rtc_configuration
         stream.webrtc_component.allow_extra_tracks = stream.allow_extra_tracks
         for source, owner in self._owners.items():
             self._install(source, owner)
+        handlers = {id(owner.event_handler): owner.event_handler for owner in self._owners.values()}
+        for handler in handlers.values():
+            if isinstance(handler, Handler):
+                self._count_errors(handler)
 
     @property
     def concurrency_limit(self) -> int:
         return cast(int, self._stream.concurrency_limit)
+
+    @property
+    def handler_errors(self) -> int:
+        """Exceptions the connections' handlers have raised, since the start (for metrics)."""
+        return self._handler_errors
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -300,7 +318,7 @@ class StreamService:
         """
         sizes: dict[str, int] = {}
         for source, owner in self._owners.items():
-            for name in ("pcs", "connections", "handlers", "additional_outputs"):
+            for name in ("pcs", "connections", "handlers", "data_channels", "additional_outputs"):
                 sizes[f"{source.value}.{name}"] = len(getattr(owner, name))
         sizes["service.outputs"] = len(self._outputs)
         sizes["service.opened"] = len(self._opened)
@@ -478,6 +496,65 @@ class StreamService:
 
         handler.fetch_args = fetch_args  # type: ignore[method-assign]
 
+    def _count_errors(self, handler: Handler) -> None:
+        """Count what each connection's handler raises.
+
+        fastrtc gives every connection a ``copy()`` of the stream's handler and wraps its
+        methods to print what they raise and stop the connection's media; this wraps them
+        first, on the copy, so that every path (API, UI) is counted and logged.
+        """
+        copy = handler.copy
+
+        def counted_copy() -> Handler:
+            new = copy()
+            for name in HANDLER_METHODS:
+                method = getattr(new, name, None)
+                if callable(method):
+                    setattr(new, name, self._counted(name, method))
+            return new
+
+        handler.copy = counted_copy  # type: ignore[method-assign,assignment]
+
+    def _counted(self, name: str, method: Callable[..., Any]) -> Callable[..., Any]:
+        # fastrtc tells coroutine functions from plain ones: the wrapper must stay the same kind.
+        if inspect.iscoroutinefunction(method):
+
+            @functools.wraps(method)
+            async def counted_coroutine(*args: Any, **kwargs: Any) -> Any:
+                try:
+                    return await method(*args, **kwargs)
+                except Exception as exc:
+                    self._handler_raised(name, exc)
+                    raise
+
+            return counted_coroutine
+
+        @functools.wraps(method)
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return method(*args, **kwargs)
+            except Exception as exc:
+                self._handler_raised(name, exc)
+                raise
+
+        return counted
+
+    def _handler_raised(self, method: str, exc: Exception) -> None:
+        with self._handler_errors_lock:
+            self._handler_errors += 1
+        context = current_context.get()
+        logger.error(
+            "handler %s raised %s: %s",
+            method,
+            type(exc).__name__,
+            exc,
+            extra={
+                "event": "handler_error",
+                "connection_id": context.webrtc_id if context else None,
+                "method": method,
+            },
+        )
+
     def _install(self, source: Source, owner: WebRTCConnectionMixin) -> None:
         """Wrap the fastrtc methods through which connections come, take input, emit and go."""
         handle_offer = cast(
@@ -535,6 +612,9 @@ class StreamService:
 
         def cleaned_up(connection_id: str) -> Any:
             tracks = clean_up(connection_id)
+            for track in tracks:
+                _stop_workers(track)
+            _stop_channel_waiter(connection_id)
             opened = self._opened.pop(connection_id, None)
             self._inputs.pop(connection_id, None)
             if opened is not None:
@@ -563,6 +643,9 @@ class StreamService:
         owner.clean_up = cleaned_up  # type: ignore[method-assign,assignment]
 
 
+HANDLER_METHODS = ("receive", "emit", "start_up", "shutdown", "video_receive", "video_emit")
+"""The methods of a handler that fastrtc calls, and whose exceptions are counted."""
+
 CONSENT_CHECKS = 3
 """Consent checks a peer may miss in a row before it is dropped."""
 
@@ -590,6 +673,59 @@ async def _discard(owner: WebRTCConnectionMixin, connection_id: str) -> None:
     # at once (fastrtc's own callback runs later and finds nothing left).
     for track in owner.clean_up(connection_id):
         track.stop()
+
+
+_WORKERS = ("decode_task", "process_input_task", "start_up_task")
+"""The tasks fastrtc runs for a track's handler (``AudioCallback.start``)."""
+
+
+def _stop_workers(track: object) -> None:
+    """Cancel the tasks that run a closed connection's handler.
+
+    fastrtc's ``stop`` only sets a flag, which its output loop reads between two frames; a
+    handler whose ``emit`` waits for audio that will never come keeps that loop waiting for
+    fastrtc's 60 s frame timeout, and with it the handler, the track, the data channel and
+    through them the whole peer connection. Every connection closed in the last minute was
+    still in memory (about 200 KiB each).
+
+    A task that ended with the handler's exception is marked as seen: the layer has counted
+    and logged it, and asyncio would otherwise log it again, whenever the task is collected.
+    """
+    for name in _WORKERS:
+        task = getattr(track, name, None)
+        if not isinstance(task, asyncio.Task):
+            continue
+        if not task.done():
+            task.cancel()
+        elif not task.cancelled():
+            task.exception()
+
+
+def _stop_channel_waiter(connection_id: str) -> None:
+    """Cancel fastrtc's wait to hand the connection's data channel to its media track.
+
+    fastrtc starts that task when the data channel opens and polls every 50 ms until the
+    connection has a track; when the connection closes before its media starts (or offers no
+    media at all), it never gets one, and the task polls forever, keeping the channel and
+    the whole peer connection alive.
+    """
+    try:
+        tasks = asyncio.all_tasks()
+    except RuntimeError:  # no event loop running, so no task either
+        return
+    for task in tasks:
+        coroutine = task.get_coro()
+        if (
+            inspect.iscoroutine(coroutine)
+            and coroutine.cr_code.co_name == "set_channel"
+            and coroutine.cr_code.co_filename == _FASTRTC_MIXIN
+            and coroutine.cr_frame is not None
+            and coroutine.cr_frame.f_locals.get("webrtc_id") == connection_id
+        ):
+            task.cancel()
+
+
+_FASTRTC_MIXIN = inspect.getfile(WebRTCConnectionMixin)
 
 
 def _state(pc: RTCPeerConnection) -> ConnectionState:
