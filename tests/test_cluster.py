@@ -5,7 +5,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from .conftest import make_suite
+
+pytestmark = pytest.mark.serial  # its timing bounds need the machine to itself
 
 CLUSTER_TESTS = {
     "test_through_the_load_balancer_the_replicas_are_one_app",

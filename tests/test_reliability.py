@@ -3,12 +3,13 @@ nothing skipped, with the UI and without it (API-only churn meets the limits dif
 
 from __future__ import annotations
 
-import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
 
-from .conftest import bake, make
+from .conftest import bake, make, make_suite
+
+pytestmark = pytest.mark.serial  # its load and memory figures need the machine to itself
 
 RELIABILITY_TESTS = {
     "test_soak_leaves_no_state_and_little_memory",
@@ -28,14 +29,7 @@ def api_only_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def assert_reliability_passes(project: Path, report: Path) -> None:
-    make("test-reliability", project, PYTEST_ADDOPTS=f"--junitxml={report}")
-
-    suite = ET.parse(report).getroot().find("testsuite")
-    assert suite is not None
-    outcomes = {
-        str(case.get("name")): next((child.tag for child in case), "passed")
-        for case in suite.iter("testcase")
-    }
+    outcomes = make_suite("test-reliability", project, report)
     assert outcomes == dict.fromkeys(RELIABILITY_TESTS, "passed")
 
 
