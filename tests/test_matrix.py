@@ -90,8 +90,11 @@ def expected_paths(row: Row) -> dict[str, bool]:
         for name in ("echo", "reply_on_pause", "custom")
         for path in (f"{package}/handlers/{name}.py", f"tests/test_{name}.py")
     }
+    echoes = row["handler"] != "reply-on-pause"  # what the load generator times
     return {
         **handlers,
+        f"{package}/loadtest.py": echoes,
+        "tests/test_loadtest.py": echoes,
         "LICENSE": row["license"] != "none",
         "licenses": False,
         "Dockerfile": row["include_docker"],
@@ -131,6 +134,7 @@ def test_answers_give_a_clean_passing_project(row: Row, tmp_path: Path) -> None:
     makefile = (project / "Makefile").read_text()
     assert ("docker-build:" in makefile) == row["include_docker"]
     assert ("test-e2e:" in makefile) == row["include_ui"]
+    assert ("loadtest:" in makefile) == (row["handler"] != "reply-on-pause")
 
     make("install", project)
     make("lint", project)
