@@ -38,6 +38,8 @@ async def next_stats(streams: StreamService, connection_id: str, gain: float) ->
 
 async def test_every_door_is_listed_with_its_source(streams: StreamService, peer: Connect) -> None:
     clients = {door: await peer(door) for door in DOORS}
+    # The client can see "connected" a moment before the server does.
+    await wait_until(lambda: {c.state for c in streams.list_connections()} == {"connected"})
 
     listed = {c.id: c for c in streams.list_connections()}
 

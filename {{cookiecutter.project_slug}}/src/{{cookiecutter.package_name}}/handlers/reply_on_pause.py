@@ -79,7 +79,7 @@ def pause_detector(name: PauseDetector) -> PauseDetectionModel:
         ) from exc
 
 
-def reply(audio: AudioFrame, *args: Any) -> Generator[EmitType, None, None]:
+def reply(audio: AudioFrame, *args: Any) -> Generator[EmitType]:
     """Say back what was said (its loud parts), scaled by the connection's gain.
 
     ``args`` are the UI's values: the connection, then the ``Input`` fields in order.
