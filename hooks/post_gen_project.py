@@ -24,10 +24,18 @@ EXCLUDED = [
     (not ANSWERS["include_docker"], ["Dockerfile", ".dockerignore", "tests/test_docker.py"]),
     (ANSWERS["ci"] != "github-actions", [".github"]),
 ]
-# One handler is kept, with its tests: the module named after the answer.
-HANDLERS = ["echo", "reply_on_pause", "custom"]
+# One handler is kept, with its tests: the module the answers name (``__handler_module``):
+# the demo of the chosen modality and mode for "echo", else the handler's own.
+HANDLERS = [
+    *(name for modes in ANSWERS["_demo_handlers"].values() for name in modes.values()),
+    "reply_on_pause",
+    "custom",
+]
 EXCLUDED += [
-    (name != ANSWERS["__handler_module"], [f"src/{PACKAGE}/handlers/{name}.py", f"tests/test_{name}.py"])
+    (
+        name != ANSWERS["__handler_module"],
+        [f"src/{PACKAGE}/handlers/{name}.py", f"tests/test_{name}.py"],
+    )
     for name in HANDLERS
 ]
 
