@@ -10,7 +10,7 @@ import pytest
 from {{ cookiecutter.package_name }}.client import Door
 from {{ cookiecutter.package_name }}.services.streams import StreamService
 
-from .conftest import DOORS, Connect
+from .conftest import DOORS, Connect, next_stats
 
 
 def sample(text: str, name: str) -> float:
@@ -59,7 +59,7 @@ async def test_registries_are_empty_after_connections_close(
 ) -> None:
     for door in DOORS:
         client = await peer(door)
-        await client.wait_frames(5)
+        await next_stats(streams, client.connection_id)  # its media flowed
         await streams.close(client.connection_id)
 
     assert set(streams.registry_sizes().values()) == {0}, streams.registry_sizes()
