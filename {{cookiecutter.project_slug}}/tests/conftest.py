@@ -41,6 +41,8 @@ NO_MEDIA: dict[str, Any] = {"audio": False, "video": False}
 """A peer that offers only its data channel."""
 CLIENT_SENDS = MEDIA["direction"] != "recvonly"
 """Whether the app's media starts with the client's (send, send-receive) or with the app's."""
+CLIENT_RECEIVES = MEDIA["direction"] != "sendonly"
+"""Whether media comes back to the client (send-receive, receive)."""
 
 
 async def next_stats(

@@ -19,9 +19,7 @@ import pytest
 
 from {{ cookiecutter.package_name }}.client import Door, Peer, connect, wait_until
 
-from .conftest import DOORS, MEDIA, SERVERS, SPEECH, serve, wait_until_serving
-
-CLIENT_RECEIVES = MEDIA["direction"] != "sendonly"
+from .conftest import CLIENT_RECEIVES, DOORS, MEDIA, SERVERS, SPEECH, serve, wait_until_serving
 
 pytestmark = [pytest.mark.reliability, pytest.mark.timeout(240)]
 
