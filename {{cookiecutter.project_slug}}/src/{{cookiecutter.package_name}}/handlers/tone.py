@@ -25,21 +25,19 @@ FRAME_SAMPLES = 960
 """20 ms, as aiortc sends audio."""
 STATS_EVERY = 25
 """Frames between two stats outputs (twice a second)."""
-AHEAD_S = 0.1
-"""How far ahead of real time the tone is made: enough to never run dry, little enough for a
-new gain to be heard at once (fastrtc buffers what is made without limit)."""
 
 
 def generate(*inputs: Any) -> Iterator[AudioFrame | tuple[AudioFrame, AdditionalOutputs]]:
     """The tone, 20 ms at a time and in real time, scaled by the gain in ``inputs``.
 
     ``inputs`` are the ``Input`` fields in order. fastrtc runs this in a worker thread, so it
-    may block: it sleeps to keep pace with real time.
+    may block: it sleeps to keep pace with real time, not ahead of it, since fastrtc buffers
+    whatever is made (without limit) and a new gain would wait behind it.
     """
     gain = Input.from_inputs(inputs).gain
     start = time.monotonic()
     for count in itertools.count(1):
-        due = start + (count - 1) * FRAME_SAMPLES / SAMPLE_RATE - AHEAD_S
+        due = start + (count - 1) * FRAME_SAMPLES / SAMPLE_RATE
         if (delay := due - time.monotonic()) > 0:
             time.sleep(delay)
         t = (np.arange(FRAME_SAMPLES) + (count - 1) * FRAME_SAMPLES) / SAMPLE_RATE
