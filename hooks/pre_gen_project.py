@@ -10,9 +10,10 @@ import json
 import keyword
 import re
 import sys
+from typing import Any
 
 # The answers, as cookiecutter renders them into this script.
-ANSWERS: dict[str, str] = json.loads(r"""{{ cookiecutter | tojson }}""")
+ANSWERS: dict[str, Any] = json.loads(r"""{{ cookiecutter | tojson }}""")
 
 SLUG = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
 PACKAGE = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -29,7 +30,35 @@ TAKEN = set(sys.stdlib_module_names) | {
 }  # fmt: skip
 
 
-def problem(answers: dict[str, str]) -> str | None:
+def supported_pairs(answers: dict[str, Any]) -> list[tuple[str, str]]:
+    """The (modality, mode) pairs fastrtc supports: the keys of ``_demo_handlers``."""
+    demos: dict[str, dict[str, str]] = answers["_demo_handlers"]
+    return [(modality, mode) for modality, modes in demos.items() for mode in modes]
+
+
+def media_problem(answers: dict[str, Any]) -> str | None:
+    """What is wrong with the modality, mode and handler answers together; None if nothing.
+
+    The template's tests import this too, to leave the same pairs out of the answer matrix.
+    """
+    modality, mode, handler = answers["modality"], answers["mode"], answers["handler"]
+    pairs = supported_pairs(answers)
+    if (modality, mode) not in pairs:
+        listed = ", ".join(f"{a}/{b}" for a, b in pairs)
+        return (
+            f"modality {modality!r} with mode {mode!r} is not supported by fastrtc: "
+            f"choose one of {listed}"
+        )
+    needs = answers["_handlers_need"].get(handler)
+    if needs is not None and [modality, mode] != list(needs):
+        return (
+            f"handler {handler!r} needs modality {needs[0]!r} and mode {needs[1]!r}, "
+            f"not {modality}/{mode}: choose handler 'echo' for {modality}/{mode}"
+        )
+    return None
+
+
+def problem(answers: dict[str, Any]) -> str | None:
     """What is wrong with the answers, in one line naming the answer; None if nothing."""
     name, slug, package = answers["project_name"], answers["project_slug"], answers["package_name"]
     if not name.strip():
@@ -55,7 +84,7 @@ def problem(answers: dict[str, str]) -> str | None:
     for key in ("project_name", "description", "author_name"):
         if "\n" in answers[key] or "\r" in answers[key]:
             return f"{key} must be a single line"
-    return None
+    return media_problem(answers)
 
 
 def main() -> int:

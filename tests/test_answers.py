@@ -46,6 +46,26 @@ def cookiecutter_cli(output_dir: Path, *answers: str) -> subprocess.CompletedPro
         (["version=1.0-beta"], "error: version '1.0-beta' is not a PEP 440 version"),
         (["author_email=nobody"], "error: author_email 'nobody' does not look like"),
         (["project_name=   "], "error: project_name is empty"),
+        (
+            ["modality=audio-video", "mode=send"],
+            "error: modality 'audio-video' with mode 'send' is not supported by fastrtc: "
+            "choose one of audio/receive, audio/send, audio/send-receive, "
+            "audio-video/send-receive, video/receive, video/send, video/send-receive",
+        ),
+        (
+            ["modality=audio-video", "mode=receive"],
+            "error: modality 'audio-video' with mode 'receive' is not supported",
+        ),
+        (
+            ["handler=reply-on-pause", "modality=video"],
+            "error: handler 'reply-on-pause' needs modality 'audio' and mode 'send-receive', "
+            "not video/send-receive",
+        ),
+        (
+            ["handler=custom", "mode=receive"],
+            "error: handler 'custom' needs modality 'audio' and mode 'send-receive', "
+            "not audio/receive",
+        ),
     ],
 )
 def test_bad_answer_is_refused_and_nothing_written(
@@ -62,7 +82,14 @@ def test_bad_answer_is_refused_and_nothing_written(
 
 @pytest.mark.parametrize(
     "answers",
-    [["license=GPL"], ["python_version=3.9"], ["ci=travis"], ["include_ui=maybe"]],
+    [
+        ["license=GPL"],
+        ["python_version=3.9"],
+        ["ci=travis"],
+        ["include_ui=maybe"],
+        ["modality=text"],
+        ["mode=duplex"],
+    ],
 )
 def test_an_answer_outside_the_choices_is_refused(tmp_path: Path, answers: list[str]) -> None:
     result = cookiecutter_cli(tmp_path, *answers)

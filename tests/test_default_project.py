@@ -61,6 +61,7 @@ EXPECTED_FILES = {
     "tests/test_docker.py",
     "tests/test_echo.py",
     "tests/test_errors.py",
+    "tests/test_handler_errors.py",
     "tests/test_fuzz.py",
     "tests/test_loadtest.py",
     "tests/test_lookup_cost.py",

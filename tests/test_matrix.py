@@ -1,10 +1,14 @@
 """Every pair of answers, baked, linted, type-checked and tested.
 
-The full product of the choices in cookiecutter.json is 288 projects. The answers act on
-different files (the license, CI and Docker files stand alone; the UI and the Python version
-change code and interpreter), so what can break is a pair of answers that meet in one file:
-the matrix is a covering set that holds every pair of answers at least once (14 projects),
-computed from cookiecutter.json so that a new choice joins it by itself.
+The full product of the choices in cookiecutter.json is 2592 projects, of which 864 are
+valid: fastrtc supports 7 of the 9 modality/mode pairs, and the reply-on-pause and custom
+handlers exist for audio send-receive only (the pre-generation hook refuses the rest). The
+answers act on different files (the license stands alone; CI, Docker, the UI, the media, the
+handler and the Python version change code, tests and interpreter), so what can break is a
+pair of answers that meet in one file: the matrix is a covering set of valid projects that
+holds every pair of answers a valid project can hold, and each license once (17 projects).
+It is computed from cookiecutter.json and the hook's own rule, so a new choice joins it by
+itself.
 """
 
 from __future__ import annotations
@@ -14,11 +18,13 @@ import json
 import os
 import shutil
 import subprocess
+import types
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import jinja2
 import pytest
 
 from .conftest import ROOT, UV, bake, make, project_environment
@@ -26,11 +32,13 @@ from .conftest import ROOT, UV, bake, make, project_environment
 Row = dict[str, Any]
 
 
+SPEC: dict[str, Any] = json.loads((ROOT / "cookiecutter.json").read_text())
+
+
 def choices() -> dict[str, list[Any]]:
     """The answers that choose something, with every value they may take."""
-    spec = json.loads((ROOT / "cookiecutter.json").read_text())
     found: dict[str, list[Any]] = {}
-    for key, value in spec.items():
+    for key, value in SPEC.items():
         if isinstance(value, list):
             found[key] = value
         elif isinstance(value, bool):
@@ -38,16 +46,50 @@ def choices() -> dict[str, list[Any]]:
     return found
 
 
+def pre_gen_hook() -> types.ModuleType:
+    """``hooks/pre_gen_project.py`` as a module (rendered with no answers: it reads them later)."""
+    source = jinja2.Template((ROOT / "hooks" / "pre_gen_project.py").read_text()).render(
+        cookiecutter={}
+    )
+    module = types.ModuleType("pre_gen_project")
+    exec(compile(source, "pre_gen_project.py", "exec"), module.__dict__)
+    return module
+
+
+MEDIA_PROBLEM = pre_gen_hook().media_problem
+
+
+def is_valid(row: Row) -> bool:
+    """Whether the hook takes these answers (the media rule; the other answers are free)."""
+    return MEDIA_PROBLEM({**SPEC, **row}) is None
+
+
+STANDALONE = {"license"}
+"""Answers that only pick a file nothing else reads: each value is needed once, not each pair."""
+
+
 def pairs_of(row: Row) -> Iterator[tuple[tuple[str, Any], tuple[str, Any]]]:
-    return itertools.combinations(sorted(row.items(), key=lambda kv: kv[0]), 2)
+    """The pairs of answers ``row`` holds; a standalone answer pairs with itself only."""
+    items = sorted(row.items(), key=lambda kv: kv[0])
+    for a, b in itertools.combinations(items, 2):
+        if a[0] not in STANDALONE and b[0] not in STANDALONE:
+            yield a, b
+    for item in items:
+        if item[0] in STANDALONE:
+            yield item, item
+
+
+def valid_rows(options: dict[str, list[Any]]) -> list[Row]:
+    keys = list(options)
+    product = (
+        dict(zip(keys, values, strict=True)) for values in itertools.product(*options.values())
+    )
+    return [row for row in product if is_valid(row)]
 
 
 def covering_rows(options: dict[str, list[Any]]) -> list[Row]:
-    """A small set of rows that holds every pair of answers (greedy, deterministic)."""
-    keys = list(options)
-    product = [
-        dict(zip(keys, values, strict=True)) for values in itertools.product(*options.values())
-    ]
+    """A small set of valid rows that holds every pair a valid row holds (greedy, deterministic)."""
+    product = valid_rows(options)
     uncovered = {pair for row in product for pair in pairs_of(row)}
     rows: list[Row] = []
     while uncovered:
@@ -69,32 +111,57 @@ def row_id(row: Row) -> str:
 
 
 def test_the_rows_cover_every_pair_of_answers() -> None:
+    keys = sorted(set(OPTIONS) - STANDALONE)
     every_pair = {
         ((a, x), (b, y))
-        for a, b in itertools.combinations(sorted(OPTIONS), 2)
+        for a, b in itertools.combinations(keys, 2)
         for x in OPTIONS[a]
         for y in OPTIONS[b]
-    }
+    } | {((key, x), (key, x)) for key in STANDALONE for x in OPTIONS[key]}
+    possible = {pair for row in valid_rows(OPTIONS) for pair in pairs_of(row)}
+    impossible = every_pair - possible
     covered = {pair for row in ROWS for pair in pairs_of(row)}
-    assert covered == every_pair
-    assert len(ROWS) < len(list(itertools.product(*OPTIONS.values())))
-    print(f"{len(ROWS)} projects cover all {len(every_pair)} pairs of answers")
+    assert covered == possible
+    assert all(is_valid(row) for row in ROWS)
+    # What no valid project holds is what the hook refuses, and only that.
+    assert impossible == {
+        (("handler", handler), (key, value))
+        for handler in ("custom", "reply-on-pause")
+        for key, value in [("mode", "receive"), ("mode", "send")]
+    } | {
+        (("handler", handler), ("modality", value))
+        for handler in ("custom", "reply-on-pause")
+        for value in ("audio-video", "video")
+    } | {(("modality", "audio-video"), ("mode", mode)) for mode in ("receive", "send")}
+    assert len(ROWS) < len(valid_rows(OPTIONS))
+    print(f"{len(ROWS)} projects cover all {len(possible)} possible pairs of answers")
 
 
 def expected_paths(row: Row) -> dict[str, bool]:
     """Paths whose presence the answers decide: path -> whether it must exist."""
     package = "src/my_fastrtc_app"
-    handler = row["handler"].replace("-", "_")
+    demos: dict[str, dict[str, str]] = SPEC["_demo_handlers"]
+    names = [
+        *(name for modes in demos.values() for name in modes.values()),
+        "reply_on_pause",
+        "custom",
+    ]
+    handler = (
+        demos[row["modality"]][row["mode"]]
+        if row["handler"] == "echo"
+        else row["handler"].replace("-", "_")
+    )
     handlers = {
         path: name == handler
-        for name in ("echo", "reply_on_pause", "custom")
+        for name in names
         for path in (f"{package}/handlers/{name}.py", f"tests/test_{name}.py")
     }
-    echoes = row["handler"] != "reply-on-pause"  # what the load generator times
+    echoes = handler in ("echo", "custom")  # what the load generator times
     return {
         **handlers,
         f"{package}/loadtest.py": echoes,
         "tests/test_loadtest.py": echoes,
+        "tests/test_handler_errors.py": handler in ("echo", "custom", "reply_on_pause", "av_echo"),
         "LICENSE": row["license"] != "none",
         "licenses": False,
         "Dockerfile": row["include_docker"],
@@ -134,7 +201,7 @@ def test_answers_give_a_clean_passing_project(row: Row, tmp_path: Path) -> None:
     makefile = (project / "Makefile").read_text()
     assert ("docker-build:" in makefile) == row["include_docker"]
     assert ("test-e2e:" in makefile) == row["include_ui"]
-    assert ("loadtest:" in makefile) == (row["handler"] != "reply-on-pause")
+    assert ("loadtest:" in makefile) == expected_paths(row)["tests/test_loadtest.py"]
 
     make("install", project)
     make("lint", project)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -21,6 +22,7 @@ from fastapi import FastAPI
 
 from {{ cookiecutter.package_name }}.app import create_app
 from {{ cookiecutter.package_name }}.client import Door, Peer, Speech, connect
+from {{ cookiecutter.package_name }}.handlers.io import Stats, stats_from
 from {{ cookiecutter.package_name }}.services.streams import StreamService
 from {{ cookiecutter.package_name }}.settings import Settings
 
@@ -35,6 +37,35 @@ SERVER_CLOSED = ("closed", "failed")
 
 SPEECH: Speech | None = {{ "Speech()" if cookiecutter.handler == "reply-on-pause" else "None" }}
 """How test peers talk: steadily, or in turns with pauses for a handler that waits for them."""
+
+MEDIA: dict[str, Any] = {
+    "audio": {{ cookiecutter.modality != "video" }},
+    "video": {{ cookiecutter.modality != "audio" }},
+    "direction": "{{ {"send-receive": "sendrecv", "send": "sendonly", "receive": "recvonly"}[cookiecutter.mode] }}",
+}
+"""What test peers offer: this app's media ({{ cookiecutter.modality }}), in its direction ({{ cookiecutter.mode }})."""
+NO_MEDIA: dict[str, Any] = {"audio": False, "video": False}
+"""A peer that offers only its data channel."""
+CLIENT_SENDS = MEDIA["direction"] != "recvonly"
+"""Whether the app's media starts with the client's (send, send-receive) or with the app's."""
+CLIENT_RECEIVES = MEDIA["direction"] != "sendonly"
+"""Whether media comes back to the client (send-receive, receive)."""
+
+
+async def next_stats(
+    streams: StreamService, connection_id: str, gain: float | None = None, within: float = 10.0
+) -> Stats:
+    """The first ``Stats`` the connection reports from now on (with ``gain`` in force, if given).
+
+    Every handler reports ``Stats`` while its media flows, whichever way it goes: this is how
+    the generic tests see that it does.
+    """
+    async with asyncio.timeout(within):
+        async for item in streams.subscribe(connection_id):
+            stats = stats_from(item)
+            if gain is None or stats.gain == gain:
+                return stats
+    raise AssertionError("the outputs ended first")
 
 
 @pytest.fixture
@@ -73,7 +104,7 @@ async def peer(http: httpx.AsyncClient) -> AsyncIterator[Connect]:
     opened: list[Peer] = []
 
     async def open_peer(door: Door, **kwargs: object) -> Peer:
-        new = await connect(http, door, **{"speech": SPEECH, **kwargs})  # type: ignore[arg-type]
+        new = await connect(http, door, **{"speech": SPEECH, **MEDIA, **kwargs})
         opened.append(new)
         await new.wait_connected()
         return new

@@ -1,8 +1,9 @@
 """A real browser through the Gradio UI: its connection is a first-class connection.
 
 Chromium (Debian's ``/usr/bin/chromium``, driven by Playwright) opens the UI of a real server,
-presses Record with a fake microphone playing a tone, and the test checks through the HTTP
-API what a person's connection must be: listed, fed, read and released.
+presses Record (with a fake microphone playing a tone and a fake camera), or Start Stream when
+the app makes the media, and the test checks through the HTTP API what a person's connection
+must be: listed, fed, read and released.
 
 Without Chromium these tests are skipped, unless ``REQUIRE_BROWSER=1`` (CI) makes that a
 failure. Install it with ``sudo apt-get install chromium`` (Debian/Ubuntu), or point
@@ -29,7 +30,7 @@ from playwright.async_api import BrowserContext, Page, async_playwright
 
 from {{ cookiecutter.package_name }}.client import wait_until
 
-from .conftest import SPEECH, first_output, serve
+from .conftest import CLIENT_RECEIVES, CLIENT_SENDS, MEDIA, SPEECH, first_output, serve
 
 CHROMIUM = os.environ.get("CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 PEER_TIMEOUT = 2.0
@@ -52,11 +53,10 @@ window.RTCPeerConnection = class extends Native {
   constructor(...args) { super(...args); window.__peers.push(this); }
 };
 """
-AUDIO_PACKETS = """async () => {
+MEDIA_PACKETS = """async () => {
   const counts = {received: 0, sent: 0};
   for (const pc of window.__peers) {
     (await pc.getStats()).forEach((r) => {
-      if (r.kind !== "audio") return;
       if (r.type === "inbound-rtp") counts.received += r.packetsReceived;
       if (r.type === "outbound-rtp") counts.sent += r.packetsSent;
     });
@@ -64,6 +64,15 @@ AUDIO_PACKETS = """async () => {
   return counts;
 }"""
 RECORD = 'button[aria-label="start stream"]'  # "Record", then "Stop"; not the footer's recorder
+HEARD_DBFS = -50.0 if MEDIA["audio"] and MEDIA["video"] else -30.0
+"""The least level the handler may report for the page's media: the tone is -13.5 dBFS, but
+fastrtc's camera-and-microphone UI asks for the microphone with the browser's noise
+suppression on, which takes a steady tone down to about -33 dBFS."""
+PREVIEW_TRACKS = (MEDIA["audio"] + MEDIA["video"]) if MEDIA["video"] and CLIENT_SENDS else 0
+"""The live tracks a camera UI's preview shows before it can stream (0: no preview)."""
+START = RECORD if CLIENT_SENDS else 'button:text-is("Start Stream")'
+"""What starts the stream: Record, or the Start Stream button of a UI that only receives (which
+has no stop control: closing the page stops it)."""
 
 pytestmark = [pytest.mark.browser]
 
@@ -138,10 +147,18 @@ async def no_connections(http: httpx.AsyncClient) -> bool:
 
 
 async def start_streaming(browser: BrowserContext, server: str) -> Page:
-    """Open the UI, press Record, and wait until the browser's peer is connected."""
+    """Open the UI, start the stream, and wait until the browser's peer is connected."""
     page = await browser.new_page()
     await page.goto(f"{server}/ui/")
-    await page.locator(RECORD).click()
+    if PREVIEW_TRACKS:
+        # A person presses Record once their camera shows: fastrtc's camera UI sends an offer
+        # without the media if pressed before its preview has every track.
+        await page.wait_for_function(
+            "[...document.querySelectorAll('video')].some((v) => v.srcObject && v.srcObject"
+            f".getTracks().filter((t) => t.readyState === 'live').length >= {PREVIEW_TRACKS})",
+            timeout=15_000,
+        )
+    await page.locator(START).click()
     await page.wait_for_function(
         "window.__peers.some((pc) => pc.connectionState === 'connected')", timeout=15_000
     )
@@ -173,14 +190,13 @@ async def test_a_ui_connection_is_first_class(
     assert one.status_code == 200
     assert one.json() == connection
 
-    # Audio flows both ways: RTP packets in the browser, the tone's level at the handler.
-    await page.wait_for_function(
-        f"({AUDIO_PACKETS})().then((c) => c.received > 50 && c.sent > 50)", timeout=10_000
-    )
-    async with asyncio.timeout(10):
+    # Media flows its way (RTP packets in the browser) and the handler reports its level.
+    flowing = " && ".join(["c.received > 50"] * CLIENT_RECEIVES + ["c.sent > 50"] * CLIENT_SENDS)
+    await page.wait_for_function(f"({MEDIA_PACKETS})().then((c) => {flowing})", timeout=10_000)
+    async with asyncio.timeout(20):
         heard = await first_output(http, connection_id, gain=1.0)
     assert heard["frames"] > 0
-    assert heard["level_dbfs"] > -30, heard  # the tone, not silence
+    assert heard["level_dbfs"] > HEARD_DBFS, heard  # the tone or the images, not silence
 
     if SPEECH is None:
         # Input set through the API reaches the UI connection's handler.
@@ -202,9 +218,12 @@ async def test_a_ui_connection_is_first_class(
     await wait_until(lambda: level_shows(level, "-120"))
     await page.screenshot(path=artifacts / "ui-streaming.png", full_page=True)
 
-    # Stop releases it promptly.
+    # Stop (or, where the UI has no stop control, closing the page) releases it promptly.
     started = time.monotonic()
-    await page.locator(RECORD).click()
+    if CLIENT_SENDS:
+        await page.locator(RECORD).click()
+    else:
+        await page.close()
     await wait_until(lambda: no_connections(http), within=3)
     print(f"Stop -> gone from /connections in {time.monotonic() - started:.2f} s")
 

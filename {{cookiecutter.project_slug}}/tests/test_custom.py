@@ -5,11 +5,15 @@ from __future__ import annotations
 import httpx
 import numpy as np
 import numpy.typing as npt
+import pytest
 
 from {{ cookiecutter.package_name }}.handlers.custom import MODEL, CustomHandler, Model, build_handler
 from {{ cookiecutter.package_name }}.handlers.io import SAMPLE_RATE, Input
 
-from .conftest import DOORS, Connect
+from {{ cookiecutter.package_name }}.client import Door
+from {{ cookiecutter.package_name }}.services.streams import StreamService
+
+from .conftest import DOORS, Connect, next_stats
 
 
 def test_the_placeholder_model_sends_the_audio_back_scaled() -> None:
@@ -42,3 +46,17 @@ async def test_it_cannot_be_triggered(http: httpx.AsyncClient, peer: Connect) ->
     response = await http.post(f"/connections/{client.connection_id}/response")
     assert response.status_code == 409
     assert response.json()["error"] == "response_not_supported"
+
+
+@pytest.mark.parametrize("door", DOORS)
+async def test_the_tone_comes_back_through_the_model(
+    streams: StreamService, peer: Connect, door: Door
+) -> None:
+    client = await peer(door)
+    await client.wait_frames(25)
+    assert client.last_level_dbfs > -30  # the tone (-13.5 dBFS), not silence
+
+    streams.set_input(client.connection_id, 0.0)
+    await next_stats(streams, client.connection_id, gain=0.0)
+    await client.wait_frames(25)
+    assert client.last_level_dbfs < -60  # silenced by the placeholder model

@@ -6,12 +6,15 @@ from typing import cast
 
 import httpx
 import numpy as np
+import pytest
 from fastrtc import AdditionalOutputs
 
+from {{ cookiecutter.package_name }}.client import Door
 from {{ cookiecutter.package_name }}.handlers.echo import STATS_EVERY, EchoHandler
 from {{ cookiecutter.package_name }}.handlers.io import SAMPLE_RATE, AudioFrame, Input, stats_from
+from {{ cookiecutter.package_name }}.services.streams import StreamService
 
-from .conftest import DOORS, Connect
+from .conftest import DOORS, Connect, next_stats
 
 
 async def test_every_frame_comes_back_scaled_with_stats_between() -> None:
@@ -37,3 +40,17 @@ async def test_the_echo_cannot_be_triggered(http: httpx.AsyncClient, peer: Conne
     response = await http.post(f"/connections/{client.connection_id}/response")
     assert response.status_code == 409
     assert response.json()["error"] == "response_not_supported"
+
+
+@pytest.mark.parametrize("door", DOORS)
+async def test_the_tone_comes_back_scaled_by_the_gain(
+    streams: StreamService, peer: Connect, door: Door
+) -> None:
+    client = await peer(door)
+    await client.wait_frames(25)
+    assert client.last_level_dbfs > -30  # the tone (-13.5 dBFS), not silence
+
+    streams.set_input(client.connection_id, 0.0)
+    await next_stats(streams, client.connection_id, gain=0.0)
+    await client.wait_frames(25)
+    assert client.last_level_dbfs < -60  # silenced by the handler

@@ -11,7 +11,7 @@ import pytest
 from {{ cookiecutter.package_name }}.client import Door, OfferRefused, connect, wait_until
 from {{ cookiecutter.package_name }}.services.streams import StreamService
 
-from .conftest import DOORS, SERVER_CLOSED, Connect
+from .conftest import CLIENT_SENDS, DOORS, NO_MEDIA, SERVER_CLOSED, Connect, next_stats
 
 
 def error_of(response: httpx.Response, status: int, code: str) -> dict[str, object]:
@@ -121,7 +121,14 @@ async def test_malformed_json_is_422(http: httpx.AsyncClient, peer: Connect) -> 
 async def test_before_media_input_is_409_and_no_output_is_404(
     http: httpx.AsyncClient, peer: Connect
 ) -> None:
-    client = await peer(DOORS[0], audio=False)
+    if not CLIENT_SENDS:
+        # The app makes the media: an offer that does not ask for it is refused.
+        with pytest.raises(OfferRefused) as refused:
+            await connect(http, Door.API, **NO_MEDIA)
+        assert refused.value.status_code == 400
+        assert "must ask for it" in refused.value.reply["detail"]
+        return
+    client = await peer(DOORS[0], **NO_MEDIA)
     url = f"/connections/{client.connection_id}"
 
     error_of(await http.post(f"{url}/input", json={"gain": 1}), 409, "connection_not_ready")
@@ -129,13 +136,14 @@ async def test_before_media_input_is_409_and_no_output_is_404(
 
 
 async def test_outputs_are_server_sent_events_until_close(
-    http: httpx.AsyncClient, peer: Connect
+    http: httpx.AsyncClient, peer: Connect, streams: StreamService
 ) -> None:
     client = await peer(DOORS[-1])
     url = f"/connections/{client.connection_id}"
     # The in-process transport hands back the body once the stream ends: end it by closing.
     events = asyncio.create_task(http.get(f"{url}/outputs"))
-    await client.wait_frames(60)
+    for _ in range(3):
+        await next_stats(streams, client.connection_id)
     await http.delete(url)
 
     async with asyncio.timeout(10):

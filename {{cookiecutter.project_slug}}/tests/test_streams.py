@@ -7,11 +7,10 @@ import asyncio
 import httpx
 import pytest
 from aioice import stun
-from fastrtc import AdditionalOutputs
 
 from {{ cookiecutter.package_name }}.app import create_app
 from {{ cookiecutter.package_name }}.client import Door, OfferRefused, connect, wait_until
-from {{ cookiecutter.package_name }}.handlers.io import Stats, stats_from
+from {{ cookiecutter.package_name }}.handlers.io import Input, stats_from
 from {{ cookiecutter.package_name }}.services.streams import (
     ConnectionInfo,
     ConnectionNotReadyError,
@@ -22,18 +21,7 @@ from {{ cookiecutter.package_name }}.services.streams import (
 )
 from {{ cookiecutter.package_name }}.settings import IceServer, Settings
 
-from .conftest import DOORS, SERVER_CLOSED, Connect
-
-
-async def next_stats(streams: StreamService, connection_id: str, gain: float) -> Stats:
-    """The first ``Stats`` the connection reports from now on with ``gain`` in force."""
-    async with asyncio.timeout(10):
-        async for item in streams.subscribe(connection_id):
-            assert isinstance(item, AdditionalOutputs)
-            stats = stats_from(item)
-            if stats.gain == gain:
-                return stats
-    raise AssertionError("the outputs ended first")
+from .conftest import CLIENT_SENDS, DOORS, MEDIA, NO_MEDIA, SERVER_CLOSED, Connect, next_stats
 
 
 async def test_every_door_is_listed_with_its_source(streams: StreamService, peer: Connect) -> None:
@@ -55,23 +43,27 @@ async def test_every_door_is_listed_with_its_source(streams: StreamService, peer
 
 
 @pytest.mark.parametrize("door", DOORS)
-async def test_the_tone_comes_back(streams: StreamService, peer: Connect, door: Door) -> None:
-    client = await peer(door)
-    await client.wait_frames(25)
-    assert client.last_level_dbfs > -30  # the tone (-13.5 dBFS), not silence
+async def test_the_media_starts_at_once(streams: StreamService, peer: Connect, door: Door) -> None:
+    client = await peer(door)  # it never sets an input: the handler runs on the defaults
+
+    stats = await next_stats(streams, client.connection_id)
+
+    assert stats.frames > 0
+    assert stats.gain == Input().gain
+    assert stats.level_dbfs > -30  # the media (a tone or bright images), not silence
 
 
 @pytest.mark.parametrize("door", DOORS)
 async def test_input_reaches_the_handler(streams: StreamService, peer: Connect, door: Door) -> None:
     client = await peer(door)
-    await client.wait_frames(5)
+    await next_stats(streams, client.connection_id, gain=1.0)
 
     streams.set_input(client.connection_id, 0.0)
 
     stats = await next_stats(streams, client.connection_id, gain=0.0)
     assert stats.level_dbfs == -120.0
-    await client.wait_frames(25)
-    assert client.last_level_dbfs < -60  # silenced by the handler
+    streams.set_input(client.connection_id, 2.0)  # and every later change too
+    assert (await next_stats(streams, client.connection_id, gain=2.0)).level_dbfs > -30
 
 
 @pytest.mark.parametrize("door", DOORS)
@@ -218,9 +210,20 @@ async def test_an_id_is_taken_once_whatever_the_door(
     assert streams.get(taken.connection_id).source == Source(first.value)
 
 
-async def test_input_before_media_is_refused(streams: StreamService, peer: Connect) -> None:
-    client = await peer(DOORS[-1], audio=False)
+async def test_input_before_media(
+    streams: StreamService, peer: Connect, http: httpx.AsyncClient
+) -> None:
+    if not CLIENT_SENDS:
+        # The app makes the media: an offer that does not ask for it is refused.
+        for door in DOORS:
+            with pytest.raises(OfferRefused) as refused:
+                await connect(http, door, **NO_MEDIA)
+            assert refused.value.reason == "invalid_offer"
+        assert streams.list_connections() == []
+        return
+    client = await peer(DOORS[-1], **NO_MEDIA)
 
+    # The handler starts with the client's first track: there is nothing to give it to.
     with pytest.raises(ConnectionNotReadyError):
         streams.set_input(client.connection_id, 1.0)
     assert streams.latest_output(client.connection_id) is None
@@ -268,7 +271,7 @@ async def test_server_ice_configuration_applies_to_both_doors() -> None:
         ) as http:
             for door in DOORS:
                 before = stun_server.requests
-                client = await connect(http, door)
+                client = await connect(http, door, **MEDIA)
                 await client.close()
                 assert stun_server.requests > before, f"{door} peer did not use the STUN server"
     finally:

@@ -9,6 +9,8 @@ from {{ cookiecutter.package_name }}.app import create_app
 from {{ cookiecutter.package_name }}.client import Door, connect
 from {{ cookiecutter.package_name }}.settings import Settings
 
+from .conftest import MEDIA
+
 
 async def test_root_redirects_to_the_ui(http: httpx.AsyncClient) -> None:
     response = await http.get("/")
@@ -27,7 +29,7 @@ async def test_the_ui_path_is_configurable() -> None:
         ) as http:
             assert (await http.get("/")).headers["location"] == "/studio/"
             assert (await http.get("/studio/")).status_code == 200
-            client = await connect(http, Door.UI, ui_path="/studio")
+            client = await connect(http, Door.UI, ui_path="/studio", **MEDIA)
             await client.wait_connected()
             listed = (await http.get("/connections")).json()
             assert [c["source"] for c in listed] == ["ui"]

@@ -5,8 +5,8 @@ It connects the way a browser does, through either door of the app:
 - ``Door.API``: ``POST /webrtc/offer``;
 - ``Door.UI``: the Gradio UI's ``<ui>/gradio_api/component_server/`` with ``fn_name`` "offer".
 
-It sends a tone (steady, or in turns of talk and pause like speech) and counts the audio it
-gets back.
+It sends a tone (steady, or in turns of talk and pause like speech) and/or a bright test
+pattern as its camera, in either direction or both, and counts the frames it gets back.
 """
 
 from __future__ import annotations
@@ -17,20 +17,31 @@ import inspect
 import math
 import secrets
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from fractions import Fraction
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 import numpy as np
-from aiortc import MediaStreamTrack, RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc import (
+    MediaStreamTrack,
+    RTCConfiguration,
+    RTCPeerConnection,
+    RTCSessionDescription,
+    VideoStreamTrack,
+)
 from aiortc.mediastreams import MediaStreamError
-from av import AudioFrame
+from av import AudioFrame, VideoFrame
 
 SAMPLE_RATE = 48_000
 FRAME_SAMPLES = 960  # 20 ms
+
+
+Direction = Literal["sendrecv", "sendonly", "recvonly"]
+"""Which way the client's media goes: both ways, to the app only, or from the app only."""
 
 
 class Door(StrEnum):
@@ -109,6 +120,30 @@ class ToneTrack(MediaStreamTrack):
         return frame
 
 
+class PatternTrack(VideoStreamTrack):
+    """A camera that shows bright, moving vertical stripes (30 frames a second)."""
+
+    kind = "video"
+
+    def __init__(self, width: int = 320, height: int = 240, brightness: int = 220) -> None:
+        super().__init__()
+        self.width = width
+        self.height = height
+        self.brightness = brightness
+        self._count = 0
+
+    async def recv(self) -> VideoFrame:
+        pts, time_base = await self.next_timestamp()
+        columns = (np.arange(self.width) + 4 * self._count) % 64 < 48
+        row = np.where(columns, self.brightness, self.brightness // 4).astype(np.uint8)
+        image = np.repeat(np.broadcast_to(row[None, :, None], (self.height, self.width, 1)), 3, 2)
+        frame = VideoFrame.from_ndarray(np.ascontiguousarray(image), format="bgr24")
+        frame.pts = pts
+        frame.time_base = time_base
+        self._count += 1
+        return frame
+
+
 async def wait_until(condition: Callable[[], object], within: float = 10.0) -> None:
     """Poll ``condition`` (plain or async) until it is true; ``TimeoutError`` after ``within`` s."""
     async with asyncio.timeout(within):
@@ -126,6 +161,19 @@ def rms_dbfs(samples: np.ndarray[Any, Any]) -> float:
     return max(-120.0, 20.0 * math.log10(rms)) if rms > 0 else -120.0
 
 
+def brightness_dbfs(image: np.ndarray[Any, Any]) -> float:
+    """Mean brightness relative to white, in dB (a video frame's level)."""
+    mean = float(image.mean()) if image.size else 0.0
+    return max(-120.0, 20.0 * math.log10(mean / 255.0)) if mean > 0 else -120.0
+
+
+def level_of(frame: AudioFrame | VideoFrame) -> float:
+    """The level of a received frame, in dB: RMS for audio, mean brightness for video."""
+    if isinstance(frame, VideoFrame):
+        return brightness_dbfs(frame.to_ndarray(format="gray"))
+    return rms_dbfs(frame.to_ndarray())
+
+
 @dataclass
 class Peer:
     """One connection to the app, seen from the client side."""
@@ -133,11 +181,17 @@ class Peer:
     connection_id: str
     pc: RTCPeerConnection
     frames_received: int = 0
+    """Frames that came back, audio and video."""
     last_level_dbfs: float = -120.0
+    """The level of the last frame that came back, audio or video (see ``level_of``)."""
+    frames_by_kind: Counter[str] = field(default_factory=Counter)
+    """Frames that came back, by kind ("audio", "video")."""
+    level_by_kind: dict[str, float] = field(default_factory=dict)
+    """The level of the last frame of each kind that came back."""
     messages: list[str] = field(default_factory=list)
     on_frame: Callable[[AudioFrame], None] | None = None
     """Called with each audio frame that comes back, as it arrives (e.g. to time an echo)."""
-    _receiver: asyncio.Task[None] | None = None
+    _receivers: list[asyncio.Task[None]] = field(default_factory=list)
 
     @property
     def state(self) -> str:
@@ -151,26 +205,33 @@ class Peer:
 
         await wait_until(connected, within)
 
-    async def wait_frames(self, count: int, within: float = 10.0) -> None:
-        """Wait until ``count`` more audio frames have come back."""
-        target = self.frames_received + count
-        await wait_until(lambda: self.frames_received >= target, within)
+    async def wait_frames(self, count: int, within: float = 10.0, kind: str | None = None) -> None:
+        """Wait until ``count`` more frames (of ``kind``, or of any) have come back."""
+
+        def received() -> int:
+            return self.frames_received if kind is None else self.frames_by_kind[kind]
+
+        target = received() + count
+        await wait_until(lambda: received() >= target, within)
 
     async def close(self) -> None:
         await self.pc.close()
-        if self._receiver is not None:
-            self._receiver.cancel()
+        for receiver in self._receivers:
+            receiver.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._receiver
+                await receiver
 
     async def _receive(self, track: MediaStreamTrack) -> None:
         with contextlib.suppress(MediaStreamError):
             while True:
                 frame = await track.recv()
-                assert isinstance(frame, AudioFrame)
+                assert isinstance(frame, AudioFrame | VideoFrame)
+                level = level_of(frame)
                 self.frames_received += 1
-                self.last_level_dbfs = rms_dbfs(frame.to_ndarray())
-                if self.on_frame is not None:
+                self.last_level_dbfs = level
+                self.frames_by_kind[track.kind] += 1
+                self.level_by_kind[track.kind] = level
+                if self.on_frame is not None and isinstance(frame, AudioFrame):
                     self.on_frame(frame)
 
 
@@ -191,24 +252,37 @@ async def connect(
     audio: bool = True,
     track: MediaStreamTrack | None = None,
     on_frame: Callable[[AudioFrame], None] | None = None,
+    video: bool = False,
+    direction: Direction = "sendrecv",
 ) -> Peer:
     """Offer a new connection through ``door`` and return once the answer is applied.
 
     ``http`` has the app's base URL. Call ``wait_connected`` on the result to wait for ICE.
-    The peer sends a ``hz`` tone (in turns with pauses with ``speech``, as a pause-detecting
-    handler needs), or ``track`` when given; with ``audio=False`` it offers only its data
-    channel, so no media ever starts. ``on_frame`` sees each frame that comes back.
+    ``audio`` (a tone) and ``video`` (a test pattern) choose the media, ``direction`` which
+    way they go: "sendonly" offers them without asking for any back, "recvonly" only asks
+    for the app's. With ``speech`` the tone comes in turns with pauses, as a pause-detecting
+    handler needs. ``track`` replaces the tone (e.g. the load generator's); ``on_frame``
+    sees each audio frame that comes back. With neither medium the peer offers only its data
+    channel, so no media ever starts.
     """
     pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
     peer = Peer(connection_id or new_connection_id(), pc, on_frame=on_frame)
     channel = pc.createDataChannel("text")  # fastrtc starts the media once a channel exists
     channel.on("message", peer.messages.append)
+    tracks: list[MediaStreamTrack] = []
     if audio:
-        pc.addTrack(track or ToneTrack(hz, speech=speech))
+        tracks.append(track or ToneTrack(hz, speech=speech))
+    if video:
+        tracks.append(PatternTrack())
+    for track in tracks:
+        if direction == "recvonly":
+            pc.addTransceiver(track.kind, direction="recvonly")
+        else:
+            pc.addTransceiver(track, direction=direction)
 
     @pc.on("track")
     def on_track(track: MediaStreamTrack) -> None:
-        peer._receiver = asyncio.create_task(peer._receive(track))
+        peer._receivers.append(asyncio.create_task(peer._receive(track)))
 
     await pc.setLocalDescription(await pc.createOffer())
     offer = {"sdp": pc.localDescription.sdp, "type": "offer", "webrtc_id": peer.connection_id}

@@ -1,4 +1,8 @@
-"""The fastrtc ``Stream``: the handler, its media settings and its Gradio UI."""
+"""The fastrtc ``Stream``: the handler, its media settings and its Gradio UI.
+
+The media and direction are the answers this project was made with; the handler in
+``handlers/`` is written for them.
+"""
 
 from __future__ import annotations
 
@@ -20,8 +24,8 @@ def build_stream(settings: Settings) -> Stream:
     default = Input()
     return Stream(
         handler=build_handler(),
-        modality="audio",
-        mode="send-receive",
+        modality="{{ cookiecutter.modality }}",
+        mode="{{ cookiecutter.mode }}",
         concurrency_limit=settings.concurrency_limit,
         time_limit=settings.time_limit,
         rtc_configuration=rtc_configuration,
@@ -30,7 +34,7 @@ def build_stream(settings: Settings) -> Stream:
             gr.Slider(0.0, 4.0, value=default.gain, step=0.1, label="Gain"),
         ],
         additional_outputs=[
-            gr.Number(label="Frames sent back", precision=0),
+            gr.Number(label="Frames", precision=0),
             gr.Number(label="Level (dBFS)"),
         ],
         additional_outputs_handler=show_stats,

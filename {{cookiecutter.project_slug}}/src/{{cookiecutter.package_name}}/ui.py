@@ -22,7 +22,12 @@ RELEASE_PEERS_ON_PAGEHIDE = """<script>
 </script>"""
 
 
+# Gradio's footer ("Use via API" documents Gradio's queue, not this app's API at /docs) sits
+# over the Record button of fastrtc's full-screen video layout and takes its clicks.
+HIDE_FOOTER = "<style>footer { display: none !important; }</style>"
+
+
 def mount_ui(app: FastAPI, stream: Stream, path: str) -> FastAPI:
     """Mount the stream's Gradio UI on ``app`` at ``path``."""
-    stream.ui.head = f"{stream.ui.head or ''}\n{RELEASE_PEERS_ON_PAGEHIDE}"
+    stream.ui.head = f"{stream.ui.head or ''}\n{RELEASE_PEERS_ON_PAGEHIDE}\n{HIDE_FOOTER}"
     return cast(FastAPI, gr.mount_gradio_app(app, stream.ui, path=path))

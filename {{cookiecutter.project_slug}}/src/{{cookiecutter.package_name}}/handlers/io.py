@@ -20,13 +20,21 @@ from ..services.streams import handler_inputs
 AudioFrame = tuple[int, npt.NDArray[np.int16]]
 """Audio as fastrtc hands it over: ``(sample_rate, samples)``."""
 
+VideoFrame = npt.NDArray[np.uint8]
+"""Video as fastrtc hands it over: one image, ``height x width x 3`` (BGR), 8 bits."""
+
 SAMPLE_RATE = 48_000
 
 
 class Input(BaseModel):
     """What a client may change while connected."""
 
-    gain: float = Field(default=1.0, ge=0.0, le=4.0, description="Volume factor of the reply.")
+    gain: float = Field(
+        default=1.0,
+        ge=0.0,
+        le=4.0,
+        description="Factor of the audio's volume, the video's brightness.",
+    )
 
     @classmethod
     def from_inputs(cls, inputs: Sequence[Any]) -> Input:
@@ -45,8 +53,10 @@ class Input(BaseModel):
 class Stats(BaseModel):
     """What the handler reports while connected (its additional output)."""
 
-    frames: int = Field(description="Audio frames sent back: so far, or in the last reply.")
-    level_dbfs: float = Field(description="Level of the audio last sent back, in dBFS.")
+    frames: int = Field(description="Frames handled (audio or video): so far, or in a reply.")
+    level_dbfs: float = Field(
+        description="Level of the media last handled, in dBFS (video: mean brightness to white)."
+    )
     gain: float = Field(description="Gain in force.")
 
 
@@ -61,6 +71,18 @@ def level_dbfs(audio: npt.NDArray[np.int16]) -> float:
 def apply_gain(audio: npt.NDArray[np.int16], gain: float) -> npt.NDArray[np.int16]:
     """``audio`` scaled by ``gain``, clipped to 16 bits."""
     return np.asarray(np.clip(audio * np.float32(gain), -32768, 32767), dtype=np.int16)
+
+
+def brightness_dbfs(image: VideoFrame) -> float:
+    """Mean brightness of ``image`` relative to white, in dB (the video ``level_dbfs``), floored at
+    -120."""
+    mean = float(image.mean()) if image.size else 0.0
+    return max(-120.0, 20.0 * math.log10(mean / 255.0)) if mean > 0 else -120.0
+
+
+def apply_brightness(image: VideoFrame, gain: float) -> VideoFrame:
+    """``image`` with every pixel scaled by ``gain``, clipped to 8 bits."""
+    return np.asarray(np.clip(image * np.float32(gain), 0, 255), dtype=np.uint8)
 
 
 def stats_from(outputs: AdditionalOutputs) -> Stats:

@@ -22,7 +22,15 @@ pair behave as one stream:
 - a peer that stops answering is dropped after ``peer_timeout`` seconds, not aioice's fixed 30;
 - a handler that asks for its inputs (``ReplyOnPause`` does at every pause) gets the current
   ones at once: fastrtc waits for the client to send them again, which the Gradio UI does
-  (and may then change them) but an API client need not.
+  (and may then change them) but an API client need not;
+- a new connection's media starts with the default inputs: fastrtc's server-made tracks
+  (receive mode) wait for inputs before making anything, and its video tracks pass images
+  through untouched until then, so an API client that never sets one would get nothing (or
+  its own images) back;
+- a receive-mode generator is started again when the inputs change: fastrtc calls it once,
+  with the inputs at the start, so later ones never reached it;
+- a video handler with a ``copy`` method gets one copy per connection, as fastrtc does for
+  stream handlers (it shares one function between all video connections).
 - nothing of a closed connection keeps running (fastrtc left its handler's tasks waiting);
 - what the handlers raise is counted (``handler_errors``): fastrtc only prints it.
 
@@ -51,8 +59,14 @@ import aioice.ice
 from aiortc import RTCPeerConnection
 from fastapi.responses import JSONResponse
 from fastrtc import AdditionalOutputs, AsyncStreamHandler, ReplyOnPause, Stream, StreamHandler
-from fastrtc.tracks import StreamHandlerBase
-from fastrtc.utils import current_context
+from fastrtc.tracks import (
+    ServerToClientAudio,
+    ServerToClientVideo,
+    StreamHandlerBase,
+    VideoCallback,
+    VideoStreamHandler_,
+)
+from fastrtc.utils import current_context, webrtc_error_handler
 from fastrtc.webrtc_connection_mixin import WebRTCConnectionMixin
 from fastrtc.websocket import WebSocketHandler
 from pydantic import BaseModel, ConfigDict
@@ -461,6 +475,10 @@ class StreamService:
         if body.get("type") != "offer" or not isinstance(sdp, str) or "\nm=" not in sdp:
             detail = "an offer needs type 'offer' and an SDP with at least one media section"
             return {"error": "invalid_offer", "detail": detail}
+        if self._stream.mode == "receive" and f"\nm={self._stream.modality} " not in sdp:
+            # fastrtc adds its track before reading the offer; aiortc fails to answer it then.
+            detail = f"this app sends {self._stream.modality}: the offer must ask for it"
+            return {"error": "invalid_offer", "detail": detail}
         return None
 
     def _opened_by(self, source: Source, connection_id: str, owner: WebRTCConnectionMixin) -> None:
@@ -470,6 +488,7 @@ class StreamService:
         self._opened[connection_id] = (source, time.monotonic())
         self.connections_total[source] += 1
         self._answer_input_requests(connection_id, owner.handlers.get(connection_id))
+        _start_media(connection_id, owner.connections.get(connection_id, []))
         if self.listener is not None:
             self.listener.changed()
         logger.info(
@@ -607,8 +626,12 @@ class StreamService:
         def recorded_input(connection_id: str, *args: Any) -> None:
             # The UI's controls and the API's input route both come here: the last one wins.
             set_input(connection_id, *args)
-            if owner.connections.get(connection_id):
+            tracks = owner.connections.get(connection_id)
+            if tracks:
+                changed = self._inputs.get(connection_id) != list(args[1:])
                 self._inputs[connection_id] = list(args[1:])
+                if changed:
+                    _restart_generators(tracks)
 
         def cleaned_up(connection_id: str) -> Any:
             tracks = clean_up(connection_id)
@@ -726,6 +749,46 @@ def _stop_channel_waiter(connection_id: str) -> None:
 
 
 _FASTRTC_MIXIN = inspect.getfile(WebRTCConnectionMixin)
+
+
+GENERATED = (ServerToClientAudio, ServerToClientVideo)
+"""fastrtc's tracks of receive mode, which play what the handler (a generator) yields."""
+
+
+def _start_media(connection_id: str, tracks: Sequence[Any]) -> None:
+    """Give a new connection's tracks what fastrtc makes them wait for.
+
+    fastrtc's receive-mode tracks make nothing until inputs are set (and in the audio one a
+    worker thread blocks on them meanwhile); its video tracks pass images through untouched
+    until then. Inputs are set here (none: the handler's defaults) unless some already were.
+    A video handler with a ``copy`` method gets its own copy, as stream handlers do.
+    """
+    for track in tracks:
+        if isinstance(track, VideoCallback) and not isinstance(track, VideoStreamHandler_):
+            track.event_handler = _own_copy(track.event_handler)
+        if isinstance(track, (*GENERATED, VideoCallback)) and track.latest_args == "not_set":
+            track.set_args([connection_id])
+
+
+def _own_copy(handler: Callable[..., Any]) -> Callable[..., Any]:
+    """A copy of the handler fastrtc wrapped (in its error handler), wrapped the same way."""
+    original = getattr(handler, "__wrapped__", handler)
+    copy = getattr(original, "copy", None)
+    if copy is None:
+        return handler
+    return cast(Callable[..., Any], webrtc_error_handler(copy()))
+
+
+def _restart_generators(tracks: Sequence[Any]) -> None:
+    """Start a receive-mode generator again, with the inputs just set.
+
+    fastrtc calls it once, with the inputs in force when the first frame is due, and keeps
+    drawing from it: later inputs would never reach it. A new generator runs no code until
+    its first frame is drawn, so swapping it is safe while the old one is being drawn from.
+    """
+    for track in tracks:
+        if isinstance(track, GENERATED) and track.generator is not None:
+            track.generator = track.event_handler(*track.latest_args[1:])
 
 
 def _state(pc: RTCPeerConnection) -> ConnectionState:

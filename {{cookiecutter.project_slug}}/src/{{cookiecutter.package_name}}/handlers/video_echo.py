@@ -1,0 +1,44 @@
+"""The default handler for video both ways: sends each image back, its brightness scaled by a gain.
+
+fastrtc calls the handler with every image a connection sends, then the inputs in force, and
+sends back what it returns; ``Stats`` beside an image reach the UI and the API's outputs. The
+layer gives each connection its own ``copy`` (fastrtc would share one between all), so the
+handler may keep per-connection state such as its frame count. Replace it with your model and
+keep ``Input`` and ``Stats`` (or change them in ``io.py``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastrtc import AdditionalOutputs
+
+from .io import Input, Stats, VideoFrame, apply_brightness, brightness_dbfs
+
+STATS_EVERY = 15
+"""Frames between two stats outputs (twice a second at 30 frames a second)."""
+
+
+class VideoEcho:
+    def __init__(self) -> None:
+        self.frames = 0
+
+    def copy(self) -> VideoEcho:
+        return VideoEcho()
+
+    def __call__(
+        self, image: VideoFrame, *inputs: Any
+    ) -> VideoFrame | tuple[VideoFrame, AdditionalOutputs]:
+        """What to send back for ``image``; ``inputs`` are the ``Input`` fields in order."""
+        gain = Input.from_inputs(inputs).gain
+        reply = apply_brightness(image, gain)
+        self.frames += 1
+        if self.frames % STATS_EVERY:
+            return reply
+        stats = Stats(frames=self.frames, level_dbfs=brightness_dbfs(reply), gain=gain)
+        return (reply, AdditionalOutputs(stats))
+
+
+def build_handler() -> VideoEcho:
+    """The handler the layer copies for each connection."""
+    return VideoEcho()
