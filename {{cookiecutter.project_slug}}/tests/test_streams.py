@@ -121,7 +121,7 @@ async def test_a_closed_connection_leaves_no_task_running(
     would keep the handler, its track and the whole peer connection in memory."""
     before = asyncio.all_tasks()
     client = await peer(door)
-    await client.wait_frames(10)
+    await next_stats(streams, client.connection_id)  # its media flows
 
     if closer == "client":
         await client.close()

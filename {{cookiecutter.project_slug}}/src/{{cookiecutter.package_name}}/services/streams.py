@@ -637,6 +637,7 @@ class StreamService:
             tracks = clean_up(connection_id)
             for track in tracks:
                 _stop_workers(track)
+            _stop_frame_loops(tracks)
             _stop_channel_waiter(connection_id)
             opened = self._opened.pop(connection_id, None)
             self._inputs.pop(connection_id, None)
@@ -722,6 +723,30 @@ def _stop_workers(track: object) -> None:
             task.cancel()
         elif not task.cancelled():
             task.exception()
+
+
+def _stop_frame_loops(tracks: Sequence[Any]) -> None:
+    """Cancel the loop that pulls a closed send-only video connection's frames.
+
+    In send mode fastrtc runs ``VideoCallback.process_frames`` as a task it keeps no handle
+    on; once the peer is gone, that loop waits for a frame forever, holding the track and
+    through it the peer connection.
+    """
+    if not tracks:
+        return
+    try:
+        running = asyncio.all_tasks()
+    except RuntimeError:  # no event loop running, so no task either
+        return
+    for task in running:
+        coroutine = task.get_coro()
+        if (
+            inspect.iscoroutine(coroutine)
+            and coroutine.cr_code.co_name == "process_frames"
+            and coroutine.cr_frame is not None
+            and any(coroutine.cr_frame.f_locals.get("self") is track for track in tracks)
+        ):
+            task.cancel()
 
 
 def _stop_channel_waiter(connection_id: str) -> None:
