@@ -7,10 +7,9 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
+from {{ cookiecutter.package_name }}.client import Door
 from {{ cookiecutter.package_name }}.handlers.custom import MODEL, CustomHandler, Model, build_handler
 from {{ cookiecutter.package_name }}.handlers.io import SAMPLE_RATE, Input
-
-from {{ cookiecutter.package_name }}.client import Door
 from {{ cookiecutter.package_name }}.services.streams import StreamService
 
 from .conftest import DOORS, Connect, next_stats
