@@ -13,7 +13,7 @@ pytestmark = pytest.mark.serial  # its load and memory figures need the machine 
 
 RELIABILITY_TESTS = {
     "test_soak_leaves_no_state_and_little_memory",
-    "test_load_every_peer_gets_its_echo",
+    "test_load_every_peer_is_served",
     "test_sigterm_closes_every_connection_and_exits_0",
     "test_a_vanished_peer_is_reclaimed_within_the_peer_timeout",
     "test_no_input_causes_a_server_error",
