@@ -732,21 +732,8 @@ def _stop_frame_loops(tracks: Sequence[Any]) -> None:
     on; once the peer is gone, that loop waits for a frame forever, holding the track and
     through it the peer connection.
     """
-    if not tracks:
-        return
-    try:
-        running = asyncio.all_tasks()
-    except RuntimeError:  # no event loop running, so no task either
-        return
-    for task in running:
-        coroutine = task.get_coro()
-        if (
-            inspect.iscoroutine(coroutine)
-            and coroutine.cr_code.co_name == "process_frames"
-            and coroutine.cr_frame is not None
-            and any(coroutine.cr_frame.f_locals.get("self") is track for track in tracks)
-        ):
-            task.cancel()
+    if tracks:
+        _cancel_tasks("process_frames", lambda local: any(local.get("self") is t for t in tracks))
 
 
 def _stop_channel_waiter(connection_id: str) -> None:
@@ -757,6 +744,20 @@ def _stop_channel_waiter(connection_id: str) -> None:
     media at all), it never gets one, and the task polls forever, keeping the channel and
     the whole peer connection alive.
     """
+    _cancel_tasks(
+        "set_channel",
+        lambda local: local.get("webrtc_id") == connection_id,
+        filename=_FASTRTC_MIXIN,
+    )
+
+
+def _cancel_tasks(
+    function: str, matches: Callable[[dict[str, Any]], bool], filename: str | None = None
+) -> None:
+    """Cancel the running tasks of fastrtc's coroutine ``function`` whose locals ``matches``.
+
+    fastrtc starts these tasks without keeping a handle on them: finding them is the only way.
+    """
     try:
         tasks = asyncio.all_tasks()
     except RuntimeError:  # no event loop running, so no task either
@@ -765,10 +766,10 @@ def _stop_channel_waiter(connection_id: str) -> None:
         coroutine = task.get_coro()
         if (
             inspect.iscoroutine(coroutine)
-            and coroutine.cr_code.co_name == "set_channel"
-            and coroutine.cr_code.co_filename == _FASTRTC_MIXIN
+            and coroutine.cr_code.co_name == function
+            and (filename is None or coroutine.cr_code.co_filename == filename)
             and coroutine.cr_frame is not None
-            and coroutine.cr_frame.f_locals.get("webrtc_id") == connection_id
+            and matches(coroutine.cr_frame.f_locals)
         ):
             task.cancel()
 
