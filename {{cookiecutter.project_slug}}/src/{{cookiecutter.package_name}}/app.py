@@ -65,7 +65,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_methods=["GET", "POST", "DELETE"],
             allow_headers=["Authorization", "Content-Type"],
         )
-    offers.mount(app, stream)  # stream.mount, with a validated offer route answering our errors
+    offers.mount(app, streams)  # the doors of stream.mount, each through the layer's admission
     app.include_router(connections.router)
     app.include_router(health.router)
     app.include_router(metrics.router)

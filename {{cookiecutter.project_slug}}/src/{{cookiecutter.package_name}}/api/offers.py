@@ -9,12 +9,11 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, FastAPI, status
-from fastrtc import Stream
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ..services.streams import CONNECTION_ID_PATTERN
+from ..services.streams import CONNECTION_ID_PATTERN, StreamService
 from .deps import Streams
 from .errors import responses
 
@@ -98,12 +97,9 @@ async def _refuse() -> Message:
     )
 
 
-def mount(app: FastAPI, stream: Stream) -> None:
-    """What ``stream.mount`` adds, with this offer route in place of fastrtc's."""
+def mount(app: FastAPI, streams: StreamService) -> None:
+    """The doors of ``stream.mount`` this app keeps: this offer route in place of fastrtc's, and
+    the websocket door through the layer's admission (the telephone doors are not mounted)."""
     app.include_router(router)
     app.add_middleware(LimitOfferSize)
-    fastrtc_routes = APIRouter(tags=["webrtc"])
-    fastrtc_routes.websocket("/websocket/offer")(stream.websocket_offer)
-    fastrtc_routes.websocket("/telephone/handler")(stream.telephone_handler)
-    fastrtc_routes.post("/telephone/incoming")(stream.handle_incoming_call)
-    app.include_router(fastrtc_routes)
+    streams.mount_websocket(app)
