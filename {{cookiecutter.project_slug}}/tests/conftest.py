@@ -50,6 +50,9 @@ CLIENT_SENDS = MEDIA["direction"] != "recvonly"
 """Whether the app's media starts with the client's (send, send-receive) or with the app's."""
 CLIENT_RECEIVES = MEDIA["direction"] != "sendonly"
 """Whether media comes back to the client (send-receive, receive)."""
+WEBSOCKET = MEDIA["audio"] and not MEDIA["video"] and CLIENT_SENDS
+"""Whether the app opens fastrtc's websocket door: it carries the client's audio to a stream
+handler (and its audio back), so audio apps have it, except in receive mode."""
 
 
 async def next_stats(

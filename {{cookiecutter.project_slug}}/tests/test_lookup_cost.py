@@ -34,8 +34,9 @@ class Registered:
     """A ``StreamService`` with ``count`` synthetic connections: API, UI and websocket alike.
 
     They are written into fastrtc's registries as fastrtc itself records connections (a peer in
-    ``pcs`` and tracks in ``connections``; a websocket handler only in ``connections``), with
-    no network behind them: only the lookups are measured.
+    ``pcs`` and tracks in ``connections``; a websocket handler only in ``connections``) and
+    into the layer's, as its admission does, with no network behind them: only the lookups
+    are measured.
     """
 
     def __init__(self, count: int) -> None:
@@ -53,6 +54,7 @@ class Registered:
                 peer = SimpleNamespace(connectionState="connected")
                 owner.pcs[connection_id] = cast(RTCPeerConnection, peer)
                 owner.connections[connection_id] = []
+            self.streams._admitted[connection_id] = source  # as the layer's admission does
             self.last[source] = connection_id  # the last one: where a scan would look last
         assert len(self.streams) == count
 
@@ -78,6 +80,7 @@ LOOKUPS: dict[str, Lookup] = {
     "in, unknown id": lambda r: lambda: "unknown" in r.streams,
     "in, websocket id": lambda r: lambda: r.last[Source.WEBSOCKET] in r.streams,
     "len": lambda r: lambda: len(r.streams),
+    "admission of a new id": lambda r: lambda: r.streams._admission_problem("new-id"),
     "latest output of an unknown id": lambda r: refused(lambda: r.streams.latest_output("unknown")),
 }
 

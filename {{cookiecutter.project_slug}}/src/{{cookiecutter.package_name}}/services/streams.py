@@ -41,6 +41,9 @@ Inputs reach a handler in the shape the Gradio UI gives them, whatever the path:
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
+import contextlib
 import functools
 import inspect
 import json
@@ -49,14 +52,15 @@ import math
 import re
 import threading
 import time
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Literal, Protocol, cast
+from typing import Annotated, Any, Literal, Protocol, cast
 
 import aioice.ice
 from aiortc import RTCPeerConnection
+from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from fastrtc import AdditionalOutputs, AsyncStreamHandler, ReplyOnPause, Stream, StreamHandler
 from fastrtc.tracks import (
@@ -66,10 +70,13 @@ from fastrtc.tracks import (
     VideoCallback,
     VideoStreamHandler_,
 )
-from fastrtc.utils import current_context, webrtc_error_handler
+from fastrtc.utils import create_message, current_context, webrtc_error_handler
 from fastrtc.webrtc_connection_mixin import WebRTCConnectionMixin
 from fastrtc.websocket import WebSocketHandler
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
+from starlette.routing import WebSocketRoute
+from starlette.types import Message, Receive, Scope, Send
+from starlette.websockets import WebSocket
 
 logger = logging.getLogger(__name__)
 
@@ -81,6 +88,16 @@ CONNECTION_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 CONNECTION_ID = re.compile(CONNECTION_ID_PATTERN)
 """What a connection id may be: 1-64 letters, digits, '-' or '_' (the Gradio UI's ids are
 base-36 strings; the app's own client makes 22-character random ones)."""
+
+MAX_SDP_BYTES = 64 * 1024
+"""An SDP offer of one audio and one video track and a data channel is a few kilobytes."""
+MAX_MEDIA_SECTIONS = 8
+"""Media sections an offer may have: aiortc's time to answer grows with them (3,000 took
+seconds of the event loop), and an app's peer needs three at most."""
+CLOSE_NOTICE_S = 0.1
+"""How long closing a UI connection waits for the page's notice to leave."""
+WEBSOCKET_PATH = "/websocket/offer"
+"""fastrtc's websocket door: audio as JSON messages (``start``, ``media``, ``stop``, ``ping``)."""
 
 
 class Source(StrEnum):
@@ -184,8 +201,11 @@ class _Outputs:
 class Remote(Protocol):
     """The other replicas of the app, when it runs as a cluster (see ``services/cluster.py``)."""
 
-    async def is_taken(self, connection_id: str) -> bool:
-        """Whether another replica has a connection with this id."""
+    async def claim(self, connection_id: str) -> bool:
+        """Take the id for this replica, cluster-wide; False if another replica holds it."""
+
+    def release(self, connection_id: str) -> None:
+        """Give back an id claimed for an offer that was then refused or failed."""
 
     async def forward_candidate(self, body: dict[str, Any]) -> Any:
         """Hand a trickled ICE candidate to the replica whose connection it is."""
@@ -204,50 +224,6 @@ class Listener(Protocol):
         """A connection closed."""
 
 
-class _Connections(defaultdict[str, list[Any]]):
-    """fastrtc's ``Stream.connections``, which also knows its websocket ids.
-
-    fastrtc records a websocket connection only here (as ``[WebSocketHandler]``), mixed with
-    the tracks of every WebRTC connection. Finding or counting the websocket ones by scanning
-    would make every lookup of an unknown id cost O(number of connections); this keeps them
-    apart (in the order they came) as entries come and go.
-    """
-
-    def __init__(self, entries: dict[str, list[Any]]) -> None:
-        super().__init__(list, entries)
-        self.websocket_ids: dict[str, None] = {
-            key: None for key, tracks in entries.items() if _is_websocket(tracks)
-        }
-
-    def __setitem__(self, key: str, tracks: list[Any]) -> None:
-        super().__setitem__(key, tracks)
-        if _is_websocket(tracks):
-            self.websocket_ids[key] = None
-        else:
-            self.websocket_ids.pop(key, None)
-
-    def __delitem__(self, key: str) -> None:
-        super().__delitem__(key)
-        self.websocket_ids.pop(key, None)
-
-    def pop(self, key: str, *default: Any) -> Any:
-        self.websocket_ids.pop(key, None)
-        return super().pop(key, *default)
-
-    def popitem(self) -> tuple[str, list[Any]]:
-        key, tracks = super().popitem()
-        self.websocket_ids.pop(key, None)
-        return key, tracks
-
-    def clear(self) -> None:
-        super().clear()
-        self.websocket_ids.clear()
-
-
-def _is_websocket(tracks: list[Any]) -> bool:
-    return bool(tracks) and isinstance(tracks[0], WebSocketHandler)
-
-
 class StreamService:
     """Every connection of one ``Stream``, API and UI alike, through one typed interface.
 
@@ -261,10 +237,10 @@ class StreamService:
         if peer_timeout is not None:
             set_peer_timeout(peer_timeout)
         self._stream = stream
-        # Every lookup and count is O(1) in the number of connections: websocket ids are
-        # kept apart as fastrtc records them, never found by scanning.
-        self._websockets = _Connections(stream.connections)
-        stream.connections = self._websockets
+        self._peer_timeout = peer_timeout
+        self._admitted: dict[str, Source] = {}
+        """Every connection admitted, live or with its offer still being answered, whatever
+        the door: the one registry that the limit, the id space and every lookup read (O(1))."""
         self._owners: dict[Source, WebRTCConnectionMixin] = {
             Source.API: stream,
             Source.UI: stream.webrtc_component,
@@ -302,25 +278,13 @@ class StreamService:
     # -- reading ---------------------------------------------------------------------------
 
     def list_connections(self) -> list[ConnectionInfo]:
-        """Every connection, API and UI, in the order they were offered."""
-        found: list[ConnectionInfo] = []
-        for source, owner in self._owners.items():
-            for connection_id, pc in list(owner.pcs.items()):
-                found.append(ConnectionInfo(id=connection_id, source=source, state=_state(pc)))
-        for connection_id in list(self._websockets.websocket_ids):
-            found.append(
-                ConnectionInfo(id=connection_id, source=Source.WEBSOCKET, state="connected")
-            )
-        return found
+        """Every connection, whatever its door, in the order they were offered."""
+        return [self._info(id_, source) for id_, source in list(self._admitted.items())]
 
     def get(self, connection_id: str) -> ConnectionInfo:
         """One connection; ``UnknownConnectionError`` if no live connection has this id."""
-        source, owner = self._locate(connection_id)
-        if source is Source.WEBSOCKET:
-            return ConnectionInfo(id=connection_id, source=source, state="connected")
-        return ConnectionInfo(
-            id=connection_id, source=source, state=_state(owner.pcs[connection_id])
-        )
+        source, _ = self._locate(connection_id)
+        return self._info(connection_id, source)
 
     def __contains__(self, connection_id: object) -> bool:
         return isinstance(connection_id, str) and self._find(connection_id) is not None
@@ -334,15 +298,14 @@ class StreamService:
         for source, owner in self._owners.items():
             for name in ("pcs", "connections", "handlers", "data_channels", "additional_outputs"):
                 sizes[f"{source.value}.{name}"] = len(getattr(owner, name))
+        sizes["service.admitted"] = len(self._admitted)
         sizes["service.outputs"] = len(self._outputs)
         sizes["service.opened"] = len(self._opened)
         sizes["service.inputs"] = len(self._inputs)
         return sizes
 
     def __len__(self) -> int:
-        return sum(len(owner.pcs) for owner in self._owners.values()) + len(
-            self._websockets.websocket_ids
-        )
+        return len(self._admitted)
 
     # -- per-connection operations -------------------------------------------------------
 
@@ -409,31 +372,65 @@ class StreamService:
         return self._drain(connection_id, queue)
 
     async def close(self, connection_id: str) -> None:
-        """Close the connection's peer and release everything fastrtc holds for it."""
+        """Close the connection and release everything fastrtc holds for it.
+
+        A UI page is told first, over its data channel, so that it shows at once that the
+        connection ended (fastrtc's ``update_connection`` message, which its frontend obeys).
+        """
         source, owner = self._locate(connection_id)
         if source is Source.WEBSOCKET:
-            handler = cast(WebSocketHandler, owner.connections[connection_id][0])
-            if handler.websocket is not None:
-                await handler.websocket.close()
+            tracks = owner.connections.get(connection_id) or []
+            if tracks and isinstance(tracks[0], WebSocketHandler) and tracks[0].websocket:
+                with contextlib.suppress(RuntimeError):  # the socket was closed already
+                    await tracks[0].websocket.close()
             owner.clean_up(connection_id)
             return
+        if source is Source.UI:
+            await _tell_page_closed(owner, connection_id)
         await _discard(owner, connection_id)
 
     async def close_all(self) -> None:
-        """Close every connection, e.g. when the app shuts down."""
-        for info in self.list_connections():
-            if info.id in self:
-                await self.close(info.id)
+        """Close every connection, e.g. when the app shuts down; one failure stops none."""
+        for connection_id in list(self._admitted):
+            try:
+                await self.close(connection_id)
+            except UnknownConnectionError:
+                continue  # it closed by itself meanwhile
+            except Exception:
+                logger.exception("closing connection %r failed", connection_id)
+
+    def mount_websocket(self, app: FastAPI) -> None:
+        """Mount fastrtc's websocket door at ``/websocket/offer``, through this layer's admission.
+
+        fastrtc's door carries audio to and from a stream handler: it is mounted for those
+        only.
+        """
+        handler = self._stream.event_handler
+        if self._stream.modality == "audio" and isinstance(handler, StreamHandlerBase):
+            app.router.routes.append(WebSocketRoute(WEBSOCKET_PATH, _WebSocketDoor(self)))
 
     # -- internals -----------------------------------------------------------------------
 
     def _find(self, connection_id: str) -> tuple[Source, WebRTCConnectionMixin] | None:
-        for source, owner in self._owners.items():
-            if connection_id in owner.pcs:
-                return source, owner
-        if connection_id in self._websockets.websocket_ids:
-            return Source.WEBSOCKET, self._stream
-        return None
+        source = self._admitted.get(connection_id)
+        if source is None:
+            return None
+        return source, self._owner_of(source)
+
+    def _owner_of(self, source: Source) -> WebRTCConnectionMixin:
+        return self._owners.get(source, self._stream)
+
+    def _info(self, connection_id: str, source: Source) -> ConnectionInfo:
+        """The connection as listed: its peer's state, "new" while its offer is answered."""
+        state: ConnectionState = "new"
+        if source is Source.WEBSOCKET:
+            if self._stream.connections.get(connection_id):
+                state = "connected"
+        else:
+            pc = self._owner_of(source).pcs.get(connection_id)
+            if pc is not None:
+                state = _state(pc)
+        return ConnectionInfo(id=connection_id, source=source, state=state)
 
     def _locate(self, connection_id: str) -> tuple[Source, WebRTCConnectionMixin]:
         found = self._find(connection_id)
@@ -458,22 +455,32 @@ class StreamService:
             if outputs is not None:
                 outputs.subscribers.discard(queue)
 
-    def _refusal(self, body: dict[str, Any]) -> dict[str, Any] | None:
-        """Why an offer must be refused, in fastrtc's own terms."""
-        connection_id, sdp = body.get("webrtc_id"), body.get("sdp")
+    def _admission_problem(self, connection_id: object) -> dict[str, Any] | None:
+        """Why no connection may be admitted with this id now (fastrtc's terms), whatever
+        the door: its id, the one id space, the one limit."""
         if not isinstance(connection_id, str) or not CONNECTION_ID.fullmatch(connection_id):
-            return {
-                "error": "invalid_connection_id",
-                "detail": f"invalid connection id: {connection_id!r}",
-            }
-        if self._find(connection_id) is not None or any(
-            connection_id in owner.connections for owner in self._owners.values()
+            shown = repr(connection_id)[:80]
+            return {"error": "invalid_connection_id", "detail": f"invalid connection id: {shown}"}
+        if connection_id in self._admitted or any(
+            connection_id in owner.pcs or connection_id in owner.connections
+            for owner in self._owners.values()
         ):
             return {"error": "connection_already_exists"}
-        if len(self) >= self.concurrency_limit:
+        if len(self._admitted) >= self.concurrency_limit:
             return {"error": "concurrency_limit_reached", "limit": self.concurrency_limit}
+        return None
+
+    def _offer_problem(self, body: dict[str, Any]) -> dict[str, Any] | None:
+        """Why an SDP offer must be refused before aiortc reads it."""
+        sdp = body.get("sdp")
         if body.get("type") != "offer" or not isinstance(sdp, str) or "\nm=" not in sdp:
             detail = "an offer needs type 'offer' and an SDP with at least one media section"
+            return {"error": "invalid_offer", "detail": detail}
+        if len(sdp) > MAX_SDP_BYTES or sdp.count("\nm=") > MAX_MEDIA_SECTIONS:
+            detail = (
+                f"an offer is at most {MAX_SDP_BYTES} bytes with at most "
+                f"{MAX_MEDIA_SECTIONS} media sections"
+            )
             return {"error": "invalid_offer", "detail": detail}
         if self._stream.mode == "receive" and f"\nm={self._stream.modality} " not in sdp:
             # fastrtc adds its track before reading the offer; aiortc fails to answer it then.
@@ -481,14 +488,85 @@ class StreamService:
             return {"error": "invalid_offer", "detail": detail}
         return None
 
-    def _opened_by(self, source: Source, connection_id: str, owner: WebRTCConnectionMixin) -> None:
-        """Record and log a connection that ``owner`` has just taken."""
-        if connection_id not in owner.pcs or connection_id in self._opened:
+    def _reserve(self, body: dict[str, Any], source: Source) -> dict[str, Any] | None:
+        """Admit an offer's id through ``source``'s door, or say why not.
+
+        Checking and reserving happen with no ``await`` between them, so offers racing
+        through any doors can never pass the limit or share an id.
+        """
+        connection_id = body.get("webrtc_id")
+        refusal = self._admission_problem(connection_id)
+        if refusal is None and source is not Source.WEBSOCKET:
+            refusal = self._offer_problem(body)
+        if refusal is None:
+            self._admitted[cast(str, connection_id)] = source
+        return refusal
+
+    async def _claim(self, connection_id: str) -> dict[str, Any] | None:
+        """Claim a reserved id cluster-wide, or say why not (the reservation is withdrawn)."""
+        if self.remote is None or await self.remote.claim(connection_id):
+            return None
+        self._admitted.pop(connection_id, None)
+        return {"error": "connection_already_exists"}
+
+    async def _withdraw(self, owner: WebRTCConnectionMixin, connection_id: str) -> None:
+        """Undo an admission whose offer was refused or failed: its peer, its slot, its claim."""
+        await _discard(owner, connection_id)
+        self._admitted.pop(connection_id, None)
+        if self.remote is not None:
+            self.remote.release(connection_id)
+
+    async def _admit_websocket(self, connection_id: str) -> dict[str, Any] | None:
+        """Admit a websocket's ``start``, or say why not."""
+        refusal = self._reserve({"webrtc_id": connection_id}, Source.WEBSOCKET)
+        if refusal is None:
+            refusal = await self._claim(connection_id)
+        if refusal is None:
+            self._opened_by(Source.WEBSOCKET, connection_id, None)
+        return refusal
+
+    async def _connection_timeout(
+        self,
+        owner: WebRTCConnectionMixin,
+        pc: RTCPeerConnection,
+        connection_id: str,
+        time_limit: float,
+    ) -> None:
+        """fastrtc's wait for a new peer to connect, bounded by the peer timeout.
+
+        fastrtc gives every peer a fixed 30 s to connect, so offers that never connect held
+        their slots that long.
+        """
+        limit = self._peer_timeout if self._peer_timeout is not None else time_limit
+        await WebRTCConnectionMixin.connection_timeout(owner, pc, connection_id, limit)
+
+    async def _ui_outputs(self, connection_id: object) -> AsyncIterator[AdditionalOutputs]:
+        """What the UI's output listener reads: the connection's outputs until it closes.
+
+        Gradio's queue API lets anyone start that listener, with any id; fastrtc's own
+        ``output_stream`` then polls forever for an id that is no live connection (and holds
+        one of the listener's slots, starving real pages). Here it ends at once.
+        """
+        if not isinstance(connection_id, str) or connection_id not in self:
+            return
+        latest = self._outputs_of(connection_id).latest
+        subscription = self.subscribe(connection_id)
+        if latest is not None:  # the page listens once the first output is out
+            yield latest
+        async for outputs in subscription:
+            yield outputs
+
+    def _opened_by(
+        self, source: Source, connection_id: str, owner: WebRTCConnectionMixin | None
+    ) -> None:
+        """Record and log a connection just taken (by ``owner``; none for a websocket)."""
+        if connection_id in self._opened:
             return
         self._opened[connection_id] = (source, time.monotonic())
         self.connections_total[source] += 1
-        self._answer_input_requests(connection_id, owner.handlers.get(connection_id))
-        _start_media(connection_id, owner.connections.get(connection_id, []))
+        if owner is not None:
+            self._answer_input_requests(connection_id, owner.handlers.get(connection_id))
+            _start_media(connection_id, owner.connections.get(connection_id, []))
         if self.listener is not None:
             self.listener.changed()
         logger.info(
@@ -579,7 +657,6 @@ class StreamService:
         handle_offer = cast(
             Callable[[dict[str, Any], OutputsCallback], Awaitable[Any]], owner.handle_offer
         )
-        set_additional_outputs = owner.set_additional_outputs
         set_input = owner.set_input
         clean_up = owner.clean_up
 
@@ -590,36 +667,27 @@ class StreamService:
                 if self.remote is not None and self._find(str(body.get("webrtc_id"))) is None:
                     return await self.remote.forward_candidate(body)
                 return await handle_offer(body, set_outputs)
-            refusal = self._refusal(body)
-            remote = self.remote
-            if refusal is None and remote is not None and await remote.is_taken(body["webrtc_id"]):
-                refusal = {"error": "connection_already_exists"}
+            refusal = self._reserve(body, source)
             if refusal is None:
-                try:
-                    reply = await handle_offer(body, set_outputs)
-                except Exception as exc:  # aiortc could not apply the SDP: free what it took
-                    await _discard(owner, body["webrtc_id"])
-                    refusal = {
-                        "error": "invalid_offer",
-                        "detail": f"the offer was not applied: {exc}",
-                    }
-                else:
-                    self._opened_by(source, body["webrtc_id"], owner)
-                    return reply
-            logger.warning("offer %r refused: %s", body.get("webrtc_id"), refusal["error"])
+                connection_id: str = body["webrtc_id"]
+                refusal = await self._claim(connection_id)
+                if refusal is None:
+                    reply, refusal = await _answer(handle_offer, body, set_outputs)
+                    if refusal is None and connection_id in self._admitted:
+                        self._opened_by(source, connection_id, owner)
+                        return reply
+                    refusal = refusal or {"error": "connection_closed"}  # closed meanwhile
+                    await self._withdraw(owner, connection_id)
+            shown = repr(body.get("webrtc_id"))[:80]
+            logger.warning("offer %s refused: %s", shown, refusal["error"])
             return JSONResponse({"status": "failed", "meta": refusal})
 
         def fanned_out_outputs(connection_id: str) -> OutputsCallback:
-            # Gradio's own output listener reads the UI component's queue, so the UI keeps it.
-            forward = set_additional_outputs(connection_id) if source is Source.UI else None
-
             def publish(outputs: AdditionalOutputs) -> None:
                 if connection_id in self:
                     self._outputs_of(connection_id).publish(outputs)
                     if self.listener is not None:
                         self.listener.output(connection_id, outputs)
-                if forward is not None:
-                    forward(outputs)
 
             return publish
 
@@ -639,6 +707,10 @@ class StreamService:
                 _stop_workers(track)
             _stop_frame_loops(tracks)
             _stop_channel_waiter(connection_id)
+            admitted = self._admitted.get(connection_id)
+            if admitted is None or self._owner_of(admitted) is not owner:
+                return tracks  # not this owner's connection, or gone already
+            del self._admitted[connection_id]
             opened = self._opened.pop(connection_id, None)
             self._inputs.pop(connection_id, None)
             if opened is not None:
@@ -665,6 +737,11 @@ class StreamService:
         owner.set_additional_outputs = fanned_out_outputs  # type: ignore[method-assign,assignment]
         owner.set_input = recorded_input  # type: ignore[method-assign,assignment]
         owner.clean_up = cleaned_up  # type: ignore[method-assign,assignment]
+        owner.connection_timeout = functools.partial(  # type: ignore[method-assign]
+            self._connection_timeout, owner
+        )
+        if source is Source.UI:
+            owner.output_stream = self._ui_outputs  # type: ignore[method-assign,assignment]
 
 
 HANDLER_METHODS = ("receive", "emit", "start_up", "shutdown", "video_receive", "video_emit")
@@ -686,6 +763,36 @@ def set_peer_timeout(seconds: float) -> None:
         raise ValueError(f"peer timeout must be a positive number of seconds, got {seconds}")
     aioice.ice.CONSENT_FAILURES = CONSENT_CHECKS
     aioice.ice.CONSENT_INTERVAL = seconds / CONSENT_CHECKS  # type: ignore[assignment]
+
+
+async def _answer(
+    handle_offer: Callable[[dict[str, Any], OutputsCallback], Awaitable[Any]],
+    body: dict[str, Any],
+    set_outputs: OutputsCallback,
+) -> tuple[Any, dict[str, Any] | None]:
+    """fastrtc's answer to an admitted offer, or why it failed (fastrtc's terms)."""
+    try:
+        reply = await handle_offer(body, set_outputs)
+    except Exception as exc:  # aiortc could not apply the SDP
+        return None, {"error": "invalid_offer", "detail": f"the offer was not applied: {exc}"}
+    if isinstance(reply, JSONResponse):
+        content = json.loads(bytes(reply.body))
+        if content.get("status") == "failed":
+            return None, {"error": "failed", **(content.get("meta") or {})}
+    return reply, None
+
+
+async def _tell_page_closed(owner: WebRTCConnectionMixin, connection_id: str) -> None:
+    """Tell a UI page that the server closes its connection, before closing it.
+
+    fastrtc's frontend stops its stream when it reads this message; without it, a page
+    shows its connection as live until its own consent checks fail, seconds later.
+    """
+    channel = owner.data_channels.get(connection_id)
+    if channel is None or channel.readyState != "open":
+        return
+    channel.send(create_message("update_connection", "closed"))
+    await asyncio.sleep(CLOSE_NOTICE_S)  # for the transport to send it before the peer closes
 
 
 async def _discard(owner: WebRTCConnectionMixin, connection_id: str) -> None:
@@ -819,3 +926,90 @@ def _restart_generators(tracks: Sequence[Any]) -> None:
 
 def _state(pc: RTCPeerConnection) -> ConnectionState:
     return cast(ConnectionState, pc.connectionState)
+
+
+class _Start(BaseModel):
+    event: Literal["start"]
+    websocket_id: str
+
+
+class _Payload(BaseModel):
+    payload: str
+
+    @field_validator("payload")
+    @classmethod
+    def _is_base64(cls, value: str) -> str:
+        try:
+            base64.b64decode(value, validate=True)
+        except binascii.Error as exc:
+            raise ValueError(f"the payload is not base64: {exc}") from None
+        return value
+
+
+class _Media(BaseModel):
+    event: Literal["media"]
+    media: _Payload
+
+
+class _Control(BaseModel):
+    event: Literal["stop", "ping"]
+
+
+_WEBSOCKET_MESSAGE: TypeAdapter[_Start | _Media | _Control] = TypeAdapter(
+    Annotated[_Start | _Media | _Control, Field(discriminator="event")]
+)
+"""The messages fastrtc's websocket door reads (other fields are ignored, as fastrtc does)."""
+
+_POLICY_VIOLATION = 1008
+_INVALID_DATA = 1007
+_UNSUPPORTED_DATA = 1003
+
+
+class _WebSocketDoor:
+    """fastrtc's websocket door (``Stream.websocket_offer``), with every message checked first.
+
+    fastrtc takes any id in a ``start`` message, several ``start`` messages on one socket
+    (freeing only the last id when it closes), and fails on messages it cannot read. Here a
+    ``start`` goes through the layer's admission, a socket carries one connection, and a
+    message fastrtc cannot read closes the socket with a reason instead.
+    """
+
+    def __init__(self, service: StreamService) -> None:
+        self._service = service
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = False
+
+        async def refuse(code: int, reason: str, meta: dict[str, Any] | None = None) -> Message:
+            if meta is not None:  # fastrtc's own refusal message, then the close
+                body = json.dumps({"status": "failed", "meta": meta})
+                await send({"type": "websocket.send", "text": body})
+            await send({"type": "websocket.close", "code": code, "reason": reason[:120]})
+            return {"type": "websocket.disconnect", "code": code}
+
+        async def checked() -> Message:
+            nonlocal started
+            message = await receive()
+            if message["type"] != "websocket.receive":
+                return message
+            text = message.get("text")
+            if text is None:
+                return await refuse(_UNSUPPORTED_DATA, "messages are JSON text")
+            try:
+                parsed = _WEBSOCKET_MESSAGE.validate_json(text)
+            except ValidationError as exc:
+                problem = exc.errors()[0]
+                where = ".".join(map(str, problem["loc"]))
+                return await refuse(_INVALID_DATA, f"bad message: {where}: {problem['msg']}")
+            if isinstance(parsed, _Start):
+                if started:
+                    return await refuse(_POLICY_VIOLATION, "one connection per socket")
+                refusal = await self._service._admit_websocket(parsed.websocket_id)
+                if refusal is not None:
+                    return await refuse(_POLICY_VIOLATION, refusal["error"], refusal)
+                started = True
+            elif isinstance(parsed, _Media) and not started:
+                return await refuse(_POLICY_VIOLATION, "'start' must come before 'media'")
+            return message
+
+        await self._service._stream.websocket_offer(WebSocket(scope, checked, send))
