@@ -268,3 +268,34 @@ async def first_output(http: httpx.AsyncClient, connection_id: str, **expected: 
                 if all(event[key] == value for key, value in expected.items()):
                     return event
     raise AssertionError("the output stream ended first")
+
+
+# -- the Gradio UI's queue API, which anyone can call (test_doors, test_browser)
+
+
+async def listen(http: httpx.AsyncClient, connection_id: str, session: str) -> None:
+    """Start the UI's outputs listener for ``connection_id`` through Gradio's queue API, as a
+    page does when its connection has outputs (and as anyone can, with any id)."""
+    config = (await http.get("/ui/config")).json()
+    types = {c["id"]: c.get("type") for c in config["components"]}
+    for index, dependency in enumerate(config["dependencies"]):
+        for target, event in dependency["targets"]:
+            if event == "state_change" and types.get(target) == "webrtc":
+                body = {
+                    "data": [connection_id] + [None] * (len(dependency["inputs"]) - 1),
+                    "fn_index": index,
+                    "trigger_id": target,
+                    "session_hash": session,
+                    "event_data": None,
+                }
+                response = await http.post("/ui/gradio_api/queue/join", json=body)
+                assert response.status_code == 200, response.text
+                return
+    raise AssertionError("the UI has no outputs listener")
+
+
+async def queue_messages(http: httpx.AsyncClient, session: str) -> AsyncIterator[dict[str, Any]]:
+    async with http.stream("GET", f"/ui/gradio_api/queue/data?session_hash={session}") as stream:
+        async for line in stream.aiter_lines():
+            if line.startswith("data:"):
+                yield json.loads(line[5:])

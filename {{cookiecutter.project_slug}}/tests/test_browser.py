@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import math
 import os
+import secrets
 import shutil
 import signal
 import time
@@ -30,7 +31,7 @@ from playwright.async_api import BrowserContext, Page, async_playwright
 
 from {{ cookiecutter.package_name }}.client import wait_until
 
-from .conftest import CLIENT_RECEIVES, CLIENT_SENDS, MEDIA, SPEECH, first_output, serve
+from .conftest import CLIENT_RECEIVES, CLIENT_SENDS, MEDIA, SPEECH, first_output, listen, serve
 
 CHROMIUM = os.environ.get("CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 PEER_TIMEOUT = 2.0
@@ -111,10 +112,15 @@ def artifacts() -> Path:
     return path
 
 
+SERVER_LIMIT = 4
+"""The server's concurrency limit, which is also that of the UI's outputs event."""
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     log = tmp_path_factory.mktemp("browser-server") / "server.log"
-    with serve(log, APP_PEER_TIMEOUT=str(PEER_TIMEOUT)) as base:
+    limit = str(SERVER_LIMIT)
+    with serve(log, APP_PEER_TIMEOUT=str(PEER_TIMEOUT), APP_CONCURRENCY_LIMIT=limit) as base:
         yield base
 
 
@@ -230,6 +236,42 @@ async def test_a_ui_connection_is_first_class(
 
 async def level_shows(level: Any, value: str) -> bool:
     return bool(await level.input_value() == value)
+
+
+async def test_a_page_gets_its_outputs_while_others_call_the_queue_api(
+    browser: BrowserContext, server: str, http: httpx.AsyncClient
+) -> None:
+    # Listeners for ids that are no connection once held every slot of the outputs event.
+    for n in range(2 * SERVER_LIMIT):
+        await listen(http, f"no-such-connection-{n}", secrets.token_hex(8))
+    page = await start_streaming(browser, server)
+    await the_connection(http)
+
+    level = page.get_by_label("Level (dBFS)")
+    await wait_until(lambda: level_shows_a_number(level))
+    await page.locator(START).click() if CLIENT_SENDS else await page.close()
+
+
+async def level_shows_a_number(level: Any) -> bool:
+    shown = await level.input_value()
+    return bool(shown) and shown != "0"
+
+
+async def test_the_page_learns_at_once_that_the_server_closed_it(
+    browser: BrowserContext, server: str, http: httpx.AsyncClient
+) -> None:
+    page = await start_streaming(browser, server)
+    connection = await the_connection(http)
+
+    started = time.monotonic()
+    response = await http.delete(f"/connections/{connection['id']}")
+    assert response.status_code == 204
+    await page.wait_for_function(
+        "window.__peers.every((pc) => pc.connectionState !== 'connected')", timeout=2_000
+    )
+    print(f"DELETE -> the page's peer ended in {time.monotonic() - started:.2f} s")
+    if CLIENT_SENDS:  # its button says Record again, for a new stream
+        await page.locator(RECORD).get_by_text("Record").wait_for(timeout=2_000)
 
 
 async def test_closing_the_page_releases_it_at_once(

@@ -13,7 +13,6 @@ import base64
 import json
 import secrets
 from collections.abc import AsyncIterator, Iterator
-from typing import Any
 
 import httpx
 import pytest
@@ -25,7 +24,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from my_fastrtc_app.client import Door, OfferRefused, Peer, connect, new_connection_id, wait_until
 from my_fastrtc_app.services.streams import WEBSOCKET_PATH
 
-from .conftest import DOORS, MEDIA, WEBSOCKET, serve
+from .conftest import DOORS, MEDIA, WEBSOCKET, listen, queue_messages, serve
 
 LIMIT = 4
 TOKEN = "doors-admin-token"
@@ -61,16 +60,13 @@ async def count(http: httpx.AsyncClient) -> int:
     return int((await http.get("/ready")).json()["connections"])
 
 
-POLL_S = 0.05
-
-
 async def wait_for_count(http: httpx.AsyncClient, expected: int, within: float = 5.0) -> None:
     """Wait until the server counts ``expected`` connections; fail after ``within`` s."""
-    for _ in range(int(within / POLL_S)):
-        if await count(http) == expected:
-            return
-        await asyncio.sleep(POLL_S)
-    assert await count(http) == expected
+
+    async def counted() -> bool:
+        return await count(http) == expected
+
+    await wait_until(counted, within=within)
 
 
 async def listed(http: httpx.AsyncClient) -> dict[str, str]:
@@ -272,40 +268,6 @@ async def test_a_peer_that_never_connects_is_freed_after_the_peer_timeout(
 # -- Gradio's queue API --------------------------------------------------------------------
 
 
-async def output_listener(http: httpx.AsyncClient) -> tuple[int, int]:
-    """The UI's outputs event (fn_index) and its WebRTC component (the trigger)."""
-    config = (await http.get("/ui/config")).json()
-    types = {c["id"]: c.get("type") for c in config["components"]}
-    for index, dependency in enumerate(config["dependencies"]):
-        for target, event in dependency["targets"]:
-            if event == "state_change" and types.get(target) == "webrtc":
-                return index, target
-    raise AssertionError("the UI has no outputs listener")
-
-
-async def listen(http: httpx.AsyncClient, connection_id: str, session: str) -> None:
-    """Start the UI's outputs listener for ``connection_id``, as a page does."""
-    fn_index, trigger = await output_listener(http)
-    config = (await http.get("/ui/config")).json()
-    inputs = config["dependencies"][fn_index]["inputs"]
-    body = {
-        "data": [connection_id] + [None] * (len(inputs) - 1),
-        "fn_index": fn_index,
-        "trigger_id": trigger,
-        "session_hash": session,
-        "event_data": None,
-    }
-    response = await http.post("/ui/gradio_api/queue/join", json=body)
-    assert response.status_code == 200, response.text
-
-
-async def queue_messages(http: httpx.AsyncClient, session: str) -> AsyncIterator[dict[str, Any]]:
-    async with http.stream("GET", f"/ui/gradio_api/queue/data?session_hash={session}") as stream:
-        async for line in stream.aiter_lines():
-            if line.startswith("data:"):
-                yield json.loads(line[5:])
-
-
 @pytest.mark.skipif(Door.UI not in DOORS, reason="this app has no UI")
 async def test_output_listeners_for_no_live_connection_end_at_once(
     http: httpx.AsyncClient,
@@ -352,6 +314,7 @@ async def test_a_page_is_told_when_the_server_closes_its_connection(
     # Defect: the page kept showing its connection live for seconds after a DELETE.
     peer = await connect(http, Door.UI, **MEDIA)
     await peer.wait_connected()
+    await wait_until(lambda: peer.messages, within=10)  # its data channel is open
     assert (await http.delete(f"/connections/{peer.connection_id}")).status_code == 204
 
     def told() -> bool:
