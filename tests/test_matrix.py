@@ -171,6 +171,7 @@ def expected_paths(row: Row) -> dict[str, bool]:
         "tests/test_load_balancer.py": row["include_docker"],
         ".dockerignore": row["include_docker"],
         f"{package}/ui.py": row["include_ui"],
+        f"{package}/api/ui_calls.py": row["include_ui"],
         "tests/test_ui.py": row["include_ui"],
         "tests/test_browser.py": row["include_ui"],
         ".github/workflows/ci.yml": row["ci"] == "github-actions",
