@@ -19,7 +19,12 @@ PACKAGE = ANSWERS["package_name"]
 EXCLUDED = [
     (
         not ANSWERS["include_ui"],
-        [f"src/{PACKAGE}/ui.py", "tests/test_ui.py", "tests/test_browser.py"],
+        [
+            f"src/{PACKAGE}/ui.py",
+            f"src/{PACKAGE}/api/ui_calls.py",
+            "tests/test_ui.py",
+            "tests/test_browser.py",
+        ],
     ),
     (
         not ANSWERS["include_docker"],

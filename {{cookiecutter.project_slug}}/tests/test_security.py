@@ -113,3 +113,53 @@ async def test_defaults_are_no_token_and_no_cors(open_http: httpx.AsyncClient) -
 
     assert response.status_code == 200
     assert "access-control-allow-origin" not in response.headers
+{%- if cookiecutter.include_ui %}
+
+
+UI_GETS = ["/ui/", "/ui/config", "/ui/gradio_api/info"]
+UI_POSTS = ["/ui/gradio_api/queue/join", "/ui/gradio_api/component_server/"]
+"""The UI's pages and Gradio's API: the app's CORS policy holds there, not Gradio's own."""
+UNLISTED = [
+    # Gradio's own CORS allowed any localhost origin when the host is localhost, and any
+    # origin at all on another host.
+    pytest.param("http://localhost:1234", "localhost:7860", id="localhost-origin"),
+    pytest.param("https://evil.example", "app.example", id="other-origin"),
+]
+
+
+async def ui_cors_answers(http: httpx.AsyncClient, origin: str, host: str) -> list[httpx.Response]:
+    """Simple GETs and preflights to the UI from ``origin``, on ``host``."""
+    headers = {"Origin": origin, "Host": host}
+    answers = []
+    for path in UI_GETS:
+        answers.append(simple := await http.get(path, headers=headers))
+        assert simple.status_code == 200, (path, simple.text)
+    for path, method in [*((p, "GET") for p in UI_GETS), *((p, "POST") for p in UI_POSTS)]:
+        preflight = {**headers, "Access-Control-Request-Method": method}
+        answers.append(await http.options(path, headers=preflight))
+    return answers
+
+
+@pytest.mark.parametrize(("origin", "host"), UNLISTED)
+async def test_the_ui_allows_no_unlisted_origin(
+    http: httpx.AsyncClient, origin: str, host: str
+) -> None:
+    for response in await ui_cors_answers(http, origin, host):
+        assert "access-control-allow-origin" not in response.headers, response.request
+
+
+async def test_the_ui_allows_the_configured_origin(http: httpx.AsyncClient) -> None:
+    for response in await ui_cors_answers(http, "https://allowed.example", "app.example"):
+        allowed = response.headers.get("access-control-allow-origin")
+        assert allowed == "https://allowed.example", response.request
+
+
+@pytest.mark.parametrize(
+    ("origin", "host"), [*UNLISTED, pytest.param("https://allowed.example", "app.example")]
+)
+async def test_by_default_the_ui_allows_no_origin(
+    open_http: httpx.AsyncClient, origin: str, host: str
+) -> None:
+    for response in await ui_cors_answers(open_http, origin, host):
+        assert "access-control-allow-origin" not in response.headers, response.request
+{%- endif %}

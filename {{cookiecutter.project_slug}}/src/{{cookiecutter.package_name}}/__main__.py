@@ -11,6 +11,7 @@ import socket
 import uvicorn
 from fastapi import FastAPI
 
+from .api.limits import WEBSOCKET_MESSAGE_BYTES
 from .app import create_app
 from .services.streams import StreamService
 from .settings import get_settings
@@ -42,6 +43,7 @@ def main() -> None:
         port=settings.port,
         log_level=settings.log_level,
         timeout_graceful_shutdown=math.ceil(settings.shutdown_timeout),
+        ws_max_size=WEBSOCKET_MESSAGE_BYTES,
     )
     Server(config, app, settings.shutdown_timeout).run()
 

@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import RedirectResponse
 
-from .api import connections, errors, health, metrics, offers
+from .api import connections, errors, health, limits, metrics, offers
 from .handlers.io import Stats
 from .observability import configure_logging
 from .services.cluster import Connections, Replicas
@@ -58,6 +58,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.streams = streams
     app.state.connections = Connections(streams, replicas)
     errors.install(app)
+    app.add_middleware(limits.BoundBodies, limits=limits.body_limits(settings, stream))
     if settings.cors_origins:  # closed by default: no cross-origin access at all
         app.add_middleware(
             CORSMiddleware,

@@ -7,6 +7,9 @@ from typing import cast
 import gradio as gr
 from fastapi import FastAPI
 from fastrtc import Stream
+from gradio.route_utils import CustomCORSMiddleware
+from starlette.applications import Starlette
+from starlette.routing import Mount
 
 # When the page goes away, close its peer connections: the server then frees them at once
 # instead of after its peer timeout (a browser that just vanishes still takes that long).
@@ -28,6 +31,21 @@ HIDE_FOOTER = "<style>footer { display: none !important; }</style>"
 
 
 def mount_ui(app: FastAPI, stream: Stream, path: str) -> FastAPI:
-    """Mount the stream's Gradio UI on ``app`` at ``path``."""
+    """Mount the stream's Gradio UI on ``app`` at ``path``, under the app's CORS policy."""
     stream.ui.head = f"{stream.ui.head or ''}\n{RELEASE_PEERS_ON_PAGEHIDE}\n{HIDE_FOOTER}"
-    return cast(FastAPI, gr.mount_gradio_app(app, stream.ui, path=path))
+    mounted = cast(FastAPI, gr.mount_gradio_app(app, stream.ui, path=path))
+    without_gradio_cors(mounted, path)
+    return mounted
+
+
+def without_gradio_cors(app: FastAPI, path: str) -> None:
+    """Take Gradio's CORS middleware off the UI mounted at ``path``: it answers any origin with
+    credentials on any host but localhost, and any localhost origin on localhost, whatever
+    ``APP_CORS_ORIGINS`` says. The app's own policy then holds on the UI too."""
+    ui = next(r.app for r in app.routes if isinstance(r, Mount) and r.path == path)
+    assert isinstance(ui, Starlette)  # its middleware is built on its first request
+    ui.user_middleware = [m for m in ui.user_middleware if not _is_gradio_cors(m.cls)]
+
+
+def _is_gradio_cors(middleware: object) -> bool:
+    return isinstance(middleware, type) and issubclass(middleware, CustomCORSMiddleware)

@@ -28,7 +28,7 @@ class ErrorBody(BaseModel):
     """What went wrong, for people."""
     connection_id: str | None = None
     limit: int | None = None
-    """For ``concurrency_limit_reached``: the limit."""
+    """For ``concurrency_limit_reached``: the limit; for ``payload_too_large``: the most bytes."""
     errors: list[dict[str, Any]] | None = None
     """For ``invalid_request``: pydantic's list of what failed to validate."""
 
@@ -55,13 +55,24 @@ def error_response(status_code: int, body: ErrorBody) -> JSONResponse:
 
 
 def responses(*status_codes: int, events: bool = False) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI ``responses=`` entry for the error statuses a route may answer (422 included).
+    """OpenAPI ``responses=`` entry for the error statuses a route may answer (413 and 422
+    included: every route bounds its body, see ``limits.py``, and validates its input).
 
     Errors are JSON even on a route whose success is an event stream (``events=True``).
     """
     json_error = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
     entry: dict[str, Any] = {"content": json_error} if events else {"model": ErrorBody}
-    return {code: entry for code in (*status_codes, 422)}
+    return {code: entry for code in sorted({*status_codes, 413, 422})}
+
+
+def invalid_request(problems: list[dict[str, Any]]) -> JSONResponse:
+    """422 ``invalid_request`` for what failed to validate: each problem's ``loc``, ``msg`` and
+    ``type`` (never the input, which may be large)."""
+    where = "; ".join(f"{'.'.join(map(str, p['loc']))}: {p['msg']}" for p in problems)
+    return error_response(
+        status.HTTP_422_UNPROCESSABLE_CONTENT,
+        ErrorBody(error="invalid_request", detail=where, errors=problems),
+    )
 
 
 _STREAM_ERRORS: dict[type[StreamError], tuple[int, str]] = {
@@ -104,16 +115,25 @@ async def _api_error(request: Request, exc: Exception) -> JSONResponse:
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    problems = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors()]
-    where = "; ".join(f"{'.'.join(map(str, p['loc']))}: {p['msg']}" for p in problems)
-    return error_response(
-        status.HTTP_422_UNPROCESSABLE_CONTENT,
-        ErrorBody(error="invalid_request", detail=where, errors=problems),
+    return invalid_request(
+        [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors()]
     )
+
+
+_UNPARSABLE_BODY: dict[type[BaseException], str] = {
+    UnicodeDecodeError: "not UTF-8",
+    RecursionError: "JSON nested too deep",
+}
+"""Why FastAPI could not parse a JSON body it answers 400 for (a syntax error is already 422)."""
 
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HTTPException)
+    if exc.status_code == status.HTTP_400_BAD_REQUEST and exc.__cause__ is not None:
+        # FastAPI raises this from the parser's error: a body that is not JSON, as a syntax
+        # error is, so it gets the same answer.
+        reason = _UNPARSABLE_BODY.get(type(exc.__cause__), "cannot be parsed")
+        return invalid_request([{"loc": ["body"], "msg": reason, "type": "json_invalid"}])
     code = {
         400: "bad_request",
         404: "not_found",

@@ -8,10 +8,8 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, FastAPI, status
+from fastapi import APIRouter, FastAPI
 from pydantic import BaseModel, ConfigDict, Field
-from starlette.exceptions import HTTPException
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..services.streams import CONNECTION_ID_PATTERN, StreamService
 from .deps import Streams
@@ -19,7 +17,8 @@ from .errors import responses
 
 OFFER_PATH = "/webrtc/offer"
 MAX_OFFER_BYTES = 64 * 1024
-"""An SDP offer of one audio track and a data channel is a few kilobytes."""
+"""An SDP offer of one audio track and a data channel is a few kilobytes. ``limits.py`` bounds
+an offer's whole body (API or UI) to this."""
 
 router = APIRouter(tags=["webrtc"])
 
@@ -63,43 +62,8 @@ async def offer(
     return await streams.offer(body.model_dump())
 
 
-class LimitOfferSize:
-    """Refuse an offer body over ``MAX_OFFER_BYTES`` with 413, declared or streamed."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] != OFFER_PATH:
-            await self.app(scope, receive, send)
-            return
-        length = dict(scope["headers"]).get(b"content-length", b"0")
-        if not length.isdigit() or int(length) > MAX_OFFER_BYTES:
-            await self.app(scope, _refuse, send)
-            return
-        received = 0
-
-        async def bounded() -> Message:
-            nonlocal received
-            message = await receive()
-            received += len(message.get("body", b""))
-            if received > MAX_OFFER_BYTES:
-                await _refuse()
-            return message
-
-        await self.app(scope, bounded, send)
-
-
-async def _refuse() -> Message:
-    # FastAPI lets an HTTPException from reading the body through to the error handlers.
-    raise HTTPException(
-        status.HTTP_413_CONTENT_TOO_LARGE, f"an offer is at most {MAX_OFFER_BYTES} bytes"
-    )
-
-
 def mount(app: FastAPI, streams: StreamService) -> None:
     """The doors of ``stream.mount`` this app keeps: this offer route in place of fastrtc's, and
     the websocket door through the layer's admission (the telephone doors are not mounted)."""
     app.include_router(router)
-    app.add_middleware(LimitOfferSize)
     streams.mount_websocket(app)
