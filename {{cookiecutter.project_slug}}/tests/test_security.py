@@ -6,6 +6,9 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
+{%- if cookiecutter.include_ui %}
+from fastapi import FastAPI
+{%- endif %}
 from pydantic import SecretStr
 
 from {{ cookiecutter.package_name }}.app import create_app
@@ -162,4 +165,16 @@ async def test_by_default_the_ui_allows_no_origin(
 ) -> None:
     for response in await ui_cors_answers(open_http, origin, host):
         assert "access-control-allow-origin" not in response.headers, response.request
+{%- endif %}
+{%- if cookiecutter.include_ui %}
+
+
+async def test_a_gradio_error_shows_no_traceback(app: FastAPI) -> None:
+    # Gradio's own stream routes look an unknown event id up without a check (KeyError).
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://app") as http:
+        response = await http.post("/ui/gradio_api/stream/no-such-event/close")
+
+    assert "Traceback" not in response.text
+    assert "KeyError" not in response.text
 {%- endif %}

@@ -34,17 +34,22 @@ def mount_ui(app: FastAPI, stream: Stream, path: str) -> FastAPI:
     """Mount the stream's Gradio UI on ``app`` at ``path``, under the app's CORS policy."""
     stream.ui.head = f"{stream.ui.head or ''}\n{RELEASE_PEERS_ON_PAGEHIDE}\n{HIDE_FOOTER}"
     mounted = cast(FastAPI, gr.mount_gradio_app(app, stream.ui, path=path))
-    without_gradio_cors(mounted, path)
+    under_app_policies(mounted, path)
     return mounted
 
 
-def without_gradio_cors(app: FastAPI, path: str) -> None:
-    """Take Gradio's CORS middleware off the UI mounted at ``path``: it answers any origin with
-    credentials on any host but localhost, and any localhost origin on localhost, whatever
-    ``APP_CORS_ORIGINS`` says. The app's own policy then holds on the UI too."""
+def under_app_policies(app: FastAPI, path: str) -> None:
+    """Hold the UI mounted at ``path`` to the app's policies, not Gradio's own:
+
+    - Gradio's CORS middleware answers any origin with credentials on any host but localhost,
+      and any localhost origin on localhost, whatever ``APP_CORS_ORIGINS`` says: it goes, and
+      the app's own CORS holds on the UI too;
+    - Gradio runs its app in debug mode, which answers an error with its traceback: it does not.
+    """
     ui = next(r.app for r in app.routes if isinstance(r, Mount) and r.path == path)
     assert isinstance(ui, Starlette)  # its middleware is built on its first request
     ui.user_middleware = [m for m in ui.user_middleware if not _is_gradio_cors(m.cls)]
+    ui.debug = False
 
 
 def _is_gradio_cors(middleware: object) -> bool:
