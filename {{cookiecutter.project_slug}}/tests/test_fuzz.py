@@ -29,7 +29,7 @@ from {{ cookiecutter.package_name }}.client import Door
 from {{ cookiecutter.package_name }}.services.streams import WEBSOCKET_PATH
 from {{ cookiecutter.package_name }}.settings import Settings
 
-from .conftest import DOORS, serve
+from .conftest import DOORS, WEBSOCKET, serve
 
 pytestmark = [pytest.mark.reliability, pytest.mark.timeout(600)]
 
@@ -67,9 +67,12 @@ def mounted_routes() -> tuple[list[tuple[str, str]], list[str]]:
     return sorted(set(http)), sorted(set(sockets))
 
 
-ROUTES, WEBSOCKETS = mounted_routes()
-OWN = tuple(p for _, p in ROUTES if not p.startswith(APP.state.settings.ui_path))
+ROUTES, SOCKETS = mounted_routes()
+UI_PATH = APP.state.settings.ui_path
+OWN = tuple(p for _, p in ROUTES if not p.startswith(UI_PATH))
 """The app's own routes, which answer in the API's error shape."""
+WEBSOCKETS = [p for p in SOCKETS if not p.startswith(UI_PATH)]
+"""The app's websocket doors (the UI refuses Gradio's at the handshake: ``test_doors``)."""
 
 
 @pytest.fixture(scope="module")
@@ -190,8 +193,7 @@ def test_no_websocket_message_harms_the_server(server: str, path: str, sent: lis
                 break  # the door closed it: it says why below
         socket.close()
     closing = socket.protocol.close_rcvd
-    if path == WEBSOCKET_PATH:  # the app's own door says why it closed
-        assert closing is None or closing.code in CLOSE_CODES, (sent, closing)
+    assert closing is None or closing.code in CLOSE_CODES, (sent, closing)
     with httpx.Client(base_url=server, timeout=10) as client:
         assert client.get("/health").status_code == 200
         ready = client.get("/ready").json()
@@ -199,6 +201,7 @@ def test_no_websocket_message_harms_the_server(server: str, path: str, sent: lis
 
 
 def test_every_mounted_route_is_fuzzed() -> None:
+    assert ([WEBSOCKET_PATH] if WEBSOCKET else []) == WEBSOCKETS
     assert not any(path.startswith("/telephone") for _, path in ROUTES)
     if Door.UI in DOORS:
         ui = APP.state.settings.ui_path

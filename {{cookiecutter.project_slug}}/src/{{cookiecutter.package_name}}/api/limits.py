@@ -22,7 +22,7 @@ from ..settings import Settings
 from .errors import ErrorBody, error_response
 from .offers import MAX_OFFER_BYTES, OFFER_PATH
 {%- if cookiecutter.include_ui %}
-from .ui_calls import ComponentCalls
+from .ui_calls import ComponentCalls, json_object
 {%- endif %}
 
 KIB = 1024
@@ -61,6 +61,11 @@ def body_limits(settings: Settings, stream: Stream) -> list[BodyLimit]:
             re.compile(re.escape(settings.ui_path) + r"/gradio_api/component_server/?"),
             MAX_OFFER_BYTES,
             ComponentCalls(stream),
+        ),
+        BodyLimit(
+            re.compile(re.escape(settings.ui_path) + r"/gradio_api/.+"),
+            MAX_BODY_BYTES,
+            json_object,
         ),
 {%- endif %}
     ]

@@ -82,6 +82,21 @@ class ComponentCalls:
         return None
 
 
+JSON_OBJECT: TypeAdapter[dict[str, Any]] = TypeAdapter(dict[str, Any])
+
+
+def json_object(body: bytes) -> JSONResponse | None:
+    """A check for Gradio's other routes that the page posts to (its queue): their bodies are
+    JSON objects, and Gradio answers others (bad UTF-8 without a content type) with 500."""
+    if not body:
+        return None
+    try:
+        JSON_OBJECT.validate_json(body)
+    except ValidationError as exc:
+        return _invalid(exc)
+    return None
+
+
 def _invalid(exc: ValidationError, *where: str) -> JSONResponse:
     return invalid_request(
         [
