@@ -241,12 +241,14 @@ def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
 
 
 @contextmanager
-def replica(tmp_path: Path, name: str, redis_url: str) -> Iterator[str]:
+def replica(tmp_path: Path, name: str, redis_url: str, **settings: str) -> Iterator[str]:
+    """Replica ``name`` of the app on ``redis_url``; ``settings`` as for ``serve``."""
     with serve(
         tmp_path / f"{name}.log",
         APP_REDIS_URL=redis_url,
         APP_REPLICA_ID=name,
         APP_CLUSTER_TTL=str(TTL),
+        **settings,
     ) as base:
         yield base
 

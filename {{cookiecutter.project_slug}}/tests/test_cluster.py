@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from {{ cookiecutter.package_name }}.client import Door, Peer, connect, wait_until
+from {{ cookiecutter.package_name }}.client import Door, OfferRefused, Peer, connect, wait_until
 
 from .conftest import (
     DOORS,
@@ -159,6 +159,21 @@ async def test_a_killed_replica_leaves_the_listing_within_the_ttl(
                 await wait_until(gone, within=TTL + 2)
                 print(f"killed replica left the listing in {time.monotonic() - killed:.2f} s")
                 assert time.monotonic() - killed <= TTL + 1
+
+                # Its ids went with it: the same id is taken on b.
+                async def taken_on_b() -> bool:
+                    try:
+                        again = await connect(
+                            http_b, Door.API, speech=SPEECH, connection_id=on_a.connection_id
+                        )
+                    except OfferRefused as exc:
+                        if exc.reason != "connection_already_exists":
+                            raise
+                        return False
+                    peers.append(again)
+                    return True
+
+                await wait_until(taken_on_b, within=1)
 
 
 async def test_a_replica_that_stops_leaves_the_listing_at_once(
