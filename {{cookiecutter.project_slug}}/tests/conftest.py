@@ -55,6 +55,20 @@ WEBSOCKET = MEDIA["audio"] and not MEDIA["video"] and CLIENT_SENDS
 handler (and its audio back), so audio apps have it, except in receive mode."""
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests of a door this app does not have (``websocket_door``, ``ui_door``) are left out:
+    deselected, as there is nothing for them to test, rather than skipped."""
+    absent = {"websocket_door": not WEBSOCKET, "ui_door": Door.UI not in DOORS}
+    kept: list[pytest.Item] = []
+    left_out: list[pytest.Item] = []
+    for item in items:
+        markers = {marker.name for marker in item.iter_markers()}
+        (left_out if any(absent[m] for m in markers & absent.keys()) else kept).append(item)
+    if left_out:
+        config.hook.pytest_deselected(items=left_out)
+        items[:] = kept
+
+
 async def next_stats(
     streams: StreamService, connection_id: str, gain: float | None = None, within: float = 10.0
 ) -> Stats:

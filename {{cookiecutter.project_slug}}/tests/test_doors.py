@@ -114,13 +114,12 @@ async def refusal_of(socket: ClientConnection) -> str:
 
 
 pytestmark = pytest.mark.timeout(120)
-needs_websocket = pytest.mark.skipif(not WEBSOCKET, reason="this app has no websocket door")
 
 
 # -- the websocket door --------------------------------------------------------------------
 
 
-@needs_websocket
+@pytest.mark.websocket_door
 async def test_a_websocket_is_admitted_listed_counted_and_freed(
     http: httpx.AsyncClient, server: str
 ) -> None:
@@ -137,7 +136,7 @@ async def test_a_websocket_is_admitted_listed_counted_and_freed(
     await wait_for_count(http, 0, within=2)
 
 
-@needs_websocket
+@pytest.mark.websocket_door
 async def test_one_socket_carries_one_connection(http: httpx.AsyncClient, server: str) -> None:
     # Defect: several starts on one socket were each accepted, and only the last id freed,
     # so one socket filled the limit for good.
@@ -154,7 +153,7 @@ async def test_one_socket_carries_one_connection(http: httpx.AsyncClient, server
     await peer.close()
 
 
-@needs_websocket
+@pytest.mark.websocket_door
 @pytest.mark.parametrize(
     "connection_id",
     ["../../etc/passwd", "\N{GRINNING FACE}", "x" * 20_000, "", "a b"],
@@ -170,7 +169,7 @@ async def test_websocket_ids_are_validated(
     assert await listed(http) == {}
 
 
-@needs_websocket
+@pytest.mark.websocket_door
 @pytest.mark.parametrize(
     "message",
     ["not json", json.dumps({"no": "event"}), json.dumps({"event": "media"}), SILENCE],
@@ -186,7 +185,7 @@ async def test_a_message_the_door_cannot_read_closes_the_socket(
     assert (await http.get("/health")).status_code == 200
 
 
-@needs_websocket
+@pytest.mark.websocket_door
 async def test_deleting_a_websocket_connection_closes_its_socket(
     http: httpx.AsyncClient, server: str
 ) -> None:
@@ -201,7 +200,7 @@ async def test_deleting_a_websocket_connection_closes_its_socket(
     assert await listed(http) == {}
 
 
-@needs_websocket
+@pytest.mark.websocket_door
 async def test_a_websocket_cannot_take_a_live_peer_s_id(
     http: httpx.AsyncClient, server: str
 ) -> None:
@@ -220,7 +219,7 @@ async def test_a_websocket_cannot_take_a_live_peer_s_id(
         await peer.close()
 
 
-@needs_websocket
+@pytest.mark.websocket_door
 async def test_a_websocket_counts_against_the_one_limit(
     http: httpx.AsyncClient, server: str
 ) -> None:
@@ -235,8 +234,14 @@ async def test_a_websocket_counts_against_the_one_limit(
             await peer.close()
 
 
-@pytest.mark.skipif(WEBSOCKET, reason="this app has a websocket door")
-async def test_no_websocket_door_where_fastrtc_s_cannot_carry_the_media(server: str) -> None:
+async def test_the_websocket_door_is_mounted_where_fastrtc_s_can_carry_the_media(
+    server: str,
+) -> None:
+    if WEBSOCKET:
+        async with websocket_connect(websocket_url(server)) as socket:
+            await socket.send(json.dumps({"event": "ping"}))
+            assert json.loads(await socket.recv()) == {"event": "pong"}
+        return
     with pytest.raises(InvalidStatus):
         async with websocket_connect(websocket_url(server)):
             pass
@@ -258,7 +263,7 @@ async def test_the_telephone_doors_are_not_mounted(http: httpx.AsyncClient, serv
 # -- Gradio's own API -------------------------------------------------------------------
 
 
-@pytest.mark.skipif(Door.UI not in DOORS, reason="this app has no UI")
+@pytest.mark.ui_door
 @pytest.mark.parametrize(
     ("method", "path"),
     [
@@ -279,7 +284,7 @@ async def test_gradio_routes_the_page_does_not_use_are_not_mounted(
     assert response.json()["error"] == "not_found"
 
 
-@pytest.mark.skipif(Door.UI not in DOORS, reason="this app has no UI")
+@pytest.mark.ui_door
 async def test_gradio_s_websocket_route_is_not_mounted(server: str) -> None:
     with pytest.raises(InvalidStatus):
         async with websocket_connect(websocket_url(server, "/ui/gradio_api/stream/0")):
@@ -295,7 +300,9 @@ async def test_a_peer_that_never_connects_is_freed_after_the_peer_timeout(
     # Defect: its slot was held for fastrtc's fixed 30 s.
     pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
     pc.createDataChannel("text")
-    pc.addTransceiver("audio", direction="sendrecv")
+    for kind in ("audio", "video"):
+        if MEDIA[kind]:
+            pc.addTransceiver(kind, direction=MEDIA["direction"])
     await pc.setLocalDescription(await pc.createOffer())
     offer = {"type": "offer", "sdp": pc.localDescription.sdp, "webrtc_id": new_connection_id()}
     await pc.close()  # the answer is never applied: nothing answers the server's checks
@@ -308,7 +315,7 @@ async def test_a_peer_that_never_connects_is_freed_after_the_peer_timeout(
 # -- Gradio's queue API --------------------------------------------------------------------
 
 
-@pytest.mark.skipif(Door.UI not in DOORS, reason="this app has no UI")
+@pytest.mark.ui_door
 async def test_output_listeners_for_no_live_connection_end_at_once(
     http: httpx.AsyncClient,
 ) -> None:
@@ -347,7 +354,7 @@ async def test_output_listeners_for_no_live_connection_end_at_once(
 # -- the server closing a connection -------------------------------------------------------
 
 
-@pytest.mark.skipif(Door.UI not in DOORS, reason="this app has no UI")
+@pytest.mark.ui_door
 async def test_a_page_is_told_when_the_server_closes_its_connection(
     http: httpx.AsyncClient,
 ) -> None:

@@ -180,7 +180,7 @@ messages = (
 )
 
 
-@pytest.mark.skipif(not WEBSOCKETS, reason="this app mounts no websocket route")
+@pytest.mark.websocket_door
 @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
 @given(path=st.sampled_from(WEBSOCKETS), sent=st.lists(messages, min_size=1, max_size=6))
 def test_no_websocket_message_harms_the_server(server: str, path: str, sent: list[str]) -> None:

@@ -373,6 +373,7 @@ async def test_a_huge_body_to_any_route_leaves_memory_alone(tmp_path: Path) -> N
         assert json.loads(body)["error"] == "payload_too_large", (request, body[:200])
 
 
+@pytest.mark.websocket_door
 async def test_a_websocket_message_is_bounded(live_server: str) -> None:
     url = live_server.replace("http://", "ws://") + "/websocket/offer"
     async with websocket_connect(url, max_size=None) as websocket:
