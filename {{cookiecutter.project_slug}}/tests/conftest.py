@@ -267,6 +267,15 @@ def replica(tmp_path: Path, name: str, redis_url: str, **settings: str) -> Itera
         yield base
 
 
+@pytest.fixture
+async def peers() -> AsyncIterator[list[Peer]]:
+    """Peers a test opens; each is closed after it."""
+    opened: list[Peer] = []
+    yield opened
+    for peer in opened:
+        await peer.close()
+
+
 async def listing(http: httpx.AsyncClient) -> dict[str, dict[str, Any]]:
     response = await http.get("/connections")
     assert response.status_code == 200, response.text

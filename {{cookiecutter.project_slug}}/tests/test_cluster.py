@@ -48,15 +48,6 @@ async def two_replicas(
             yield http_a, http_b
 
 
-@pytest.fixture
-async def peers() -> AsyncIterator[list[Peer]]:
-    """Peers a test opens; each is closed after it."""
-    opened: list[Peer] = []
-    yield opened
-    for peer in opened:
-        await peer.close()
-
-
 async def test_two_replicas_act_as_one(
     two_replicas: tuple[httpx.AsyncClient, httpx.AsyncClient], peers: list[Peer]
 ) -> None:

@@ -87,15 +87,6 @@ async def https(
         yield http_a, http_b
 
 
-@pytest.fixture
-async def peers() -> AsyncIterator[list[Peer]]:
-    """Peers a test opens; each is closed after it."""
-    opened: list[Peer] = []
-    yield opened
-    for peer in opened:
-        await peer.close()
-
-
 async def open_peer(http: httpx.AsyncClient, door: Door = Door.API, **kwargs: Any) -> Peer:
     return await connect(http, door, **{"speech": SPEECH, **MEDIA, **kwargs})
 
