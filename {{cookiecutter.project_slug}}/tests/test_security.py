@@ -13,9 +13,10 @@ from pydantic import SecretStr
 
 from {{ cookiecutter.package_name }}.app import create_app
 from {{ cookiecutter.package_name }}.client import Door
+from {{ cookiecutter.package_name }}.services.streams import StreamService
 from {{ cookiecutter.package_name }}.settings import Settings
 
-from .conftest import DOORS, Connect
+from .conftest import DOORS, Connect, next_stats
 
 TOKEN = "s3cret-admin-token"
 
@@ -61,13 +62,15 @@ async def test_the_token_allows_listing_and_closing(http: httpx.AsyncClient, pee
 
 
 async def test_a_connection_s_own_routes_need_only_its_id(
-    http: httpx.AsyncClient, peer: Connect
+    http: httpx.AsyncClient, peer: Connect, streams: StreamService
 ) -> None:
     client = await peer(Door.API)
     base = f"/connections/{client.connection_id}"
+    await next_stats(streams, client.connection_id)  # it has an output to read
 
     assert (await http.get(base)).status_code == 200
-    assert (await http.get(f"{base}/outputs/latest")).status_code in (200, 404)
+    assert (await http.get(f"{base}/outputs/latest")).status_code == 200
+    assert (await http.post(f"{base}/input", json={})).status_code == 204
 
 
 @pytest.mark.parametrize(
