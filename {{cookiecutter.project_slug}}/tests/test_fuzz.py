@@ -42,18 +42,20 @@ APP = create_app(
 PARAMETER = re.compile(r"{[^}]+}")
 
 
-def mounted_routes() -> tuple[list[tuple[str, str]], list[str]]:
-    """Every (method, path) of the app's HTTP routes, mounted apps' included, and every
-    websocket route's path (FastAPI keeps an included router's routes behind a wrapper that
-    holds the router and its prefix)."""
+def mounted_routes() -> tuple[list[tuple[str, str]], list[str], list[str]]:
+    """Every (method, path) of the app's HTTP routes, mounted apps' included, every websocket
+    route's path, and where apps are mounted (FastAPI keeps an included router's routes
+    behind a wrapper that holds the router and its prefix)."""
     http = [
         (method.upper(), path) for path, item in APP.openapi()["paths"].items() for method in item
     ]
     sockets: list[str] = []
+    mounts: list[str] = []
 
     def walk(routes: list[Any], prefix: str) -> None:
         for route in routes:
             if isinstance(route, Mount):
+                mounts.append(prefix + route.path)
                 walk(list(route.routes), prefix + route.path)
             elif isinstance(route, WebSocketRoute):
                 sockets.append(prefix + route.path)
@@ -64,14 +66,13 @@ def mounted_routes() -> tuple[list[tuple[str, str]], list[str]]:
                 http.extend((method, prefix + route.path) for method in sorted(route.methods or []))
 
     walk(list(APP.routes), "")
-    return sorted(set(http)), sorted(set(sockets))
+    return sorted(set(http)), sorted(set(sockets)), mounts
 
 
-ROUTES, SOCKETS = mounted_routes()
-UI_PATH = APP.state.settings.ui_path
-OWN = tuple(p for _, p in ROUTES if not p.startswith(UI_PATH))
-"""The app's own routes, which answer in the API's error shape."""
-WEBSOCKETS = [p for p in SOCKETS if not p.startswith(UI_PATH)]
+ROUTES, SOCKETS, MOUNTS = mounted_routes()
+OWN = tuple(p for _, p in ROUTES if not p.startswith(tuple(MOUNTS)))
+"""The app's own routes, which answer in the API's error shape (the UI's are Gradio's)."""
+WEBSOCKETS = [p for p in SOCKETS if not p.startswith(tuple(MOUNTS))]
 """The app's websocket doors (the UI refuses Gradio's at the handshake: ``test_doors``)."""
 
 
@@ -204,6 +205,6 @@ def test_every_mounted_route_is_fuzzed() -> None:
     assert ([WEBSOCKET_PATH] if WEBSOCKET else []) == WEBSOCKETS
     assert not any(path.startswith("/telephone") for _, path in ROUTES)
     if Door.UI in DOORS:
-        ui = APP.state.settings.ui_path
+        (ui,) = MOUNTS
         assert ("POST", f"{ui}/gradio_api/queue/join") in ROUTES
         assert ("POST", f"{ui}/gradio_api/component_server/") in ROUTES
