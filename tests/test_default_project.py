@@ -60,6 +60,7 @@ EXPECTED_FILES = {
     "tests/conftest.py",
     "tests/test_browser.py",
     "tests/test_cluster.py",
+    "tests/test_cluster_attacks.py",
     "tests/test_docker.py",
     "tests/test_doors.py",
     "tests/test_echo.py",
