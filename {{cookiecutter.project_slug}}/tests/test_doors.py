@@ -32,7 +32,7 @@ from {{ cookiecutter.package_name }}.client import (
 )
 from {{ cookiecutter.package_name }}.services.streams import WEBSOCKET_PATH
 
-from .conftest import DOORS, MEDIA, WEBSOCKET, listen, queue_messages, serve
+from .conftest import DOORS, MEDIA, SPEECH, WEBSOCKET, listen, queue_messages, serve
 
 LIMIT = 4
 TOKEN = "doors-admin-token"
@@ -157,7 +157,7 @@ async def test_one_socket_carries_one_connection(http: httpx.AsyncClient, server
     await wait_for_count(http, 0, within=2)
     # Its first id is gone with it: closing it answered 500 when it was left behind.
     assert (await http.delete(f"/connections/{first}")).status_code == 404
-    peer = await connect(http, Door.API, **MEDIA)
+    peer = await connect(http, Door.API, speech=SPEECH, **MEDIA)
     await peer.close()
 
 
@@ -214,7 +214,7 @@ async def test_a_websocket_cannot_take_a_live_peer_s_id(
 ) -> None:
     # Defect: the socket took the API peer's id; when it closed, the peer vanished from the
     # listing and the limit while it kept streaming.
-    peer = await connect(http, Door.API, **MEDIA)
+    peer = await connect(http, Door.API, speech=SPEECH, **MEDIA)
     try:
         await peer.wait_connected()
         async with websocket_connect(websocket_url(server)) as socket:
@@ -231,7 +231,7 @@ async def test_a_websocket_cannot_take_a_live_peer_s_id(
 async def test_a_websocket_counts_against_the_one_limit(
     http: httpx.AsyncClient, server: str
 ) -> None:
-    peers = [await connect(http, DOORS[-1], **MEDIA) for _ in range(LIMIT)]
+    peers = [await connect(http, DOORS[-1], speech=SPEECH, **MEDIA) for _ in range(LIMIT)]
     try:
         async with websocket_connect(websocket_url(server)) as socket:
             await socket.send(start(new_connection_id()))
@@ -372,7 +372,7 @@ async def test_output_listeners_for_no_live_connection_end_at_once(
 ) -> None:
     # Defect: each looped forever in fastrtc's output_stream, holding one of the listener's
     # slots, so real pages got no outputs long after the attacker left.
-    closed = await connect(http, Door.UI, **MEDIA)
+    closed = await connect(http, Door.UI, speech=SPEECH, **MEDIA)
     await closed.wait_connected()
     await closed.close()
     await wait_for_count(http, 0)
@@ -387,7 +387,7 @@ async def test_output_listeners_for_no_live_connection_end_at_once(
             if completed == len(bogus):
                 break
 
-    peer = await connect(http, Door.UI, **MEDIA)
+    peer = await connect(http, Door.UI, speech=SPEECH, **MEDIA)
     try:
         await peer.wait_connected()
         page = secrets.token_hex(8)
@@ -410,7 +410,7 @@ async def test_a_page_is_told_when_the_server_closes_its_connection(
     http: httpx.AsyncClient,
 ) -> None:
     # Defect: the page kept showing its connection live for seconds after a DELETE.
-    peer = await connect(http, Door.UI, **MEDIA)
+    peer = await connect(http, Door.UI, speech=SPEECH, **MEDIA)
     await peer.wait_connected()
     await wait_until(lambda: peer.messages, within=10)  # its data channel is open
     assert (await http.delete(f"/connections/{peer.connection_id}")).status_code == 204
@@ -448,7 +448,9 @@ async def offer_through(
         except ConnectionClosed:
             return False
     try:
-        PEERS.append(await connect(http, Door(door), connection_id=connection_id, **MEDIA))
+        PEERS.append(
+            await connect(http, Door(door), connection_id=connection_id, speech=SPEECH, **MEDIA)
+        )
     except OfferRefused as refused:
         REFUSALS.append(refused.reason)
         return False
