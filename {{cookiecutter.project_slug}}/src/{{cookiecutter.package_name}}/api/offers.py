@@ -11,14 +11,14 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, FastAPI
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..services.streams import CONNECTION_ID_PATTERN, StreamService
+from ..services.streams import CONNECTION_ID_PATTERN, MAX_SDP_BYTES, StreamService
 from .deps import Streams
 from .errors import responses
 
 OFFER_PATH = "/webrtc/offer"
-MAX_OFFER_BYTES = 64 * 1024
-"""An SDP offer of one audio track and a data channel is a few kilobytes. ``limits.py`` bounds
-an offer's whole body (API or UI) to this."""
+MAX_OFFER_BYTES = MAX_SDP_BYTES
+"""``limits.py`` bounds an offer's whole body (API or UI) to what its SDP may be: the envelope
+around the SDP is a few dozen bytes."""
 
 router = APIRouter(tags=["webrtc"])
 
@@ -29,7 +29,7 @@ class Offer(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     type: Literal["offer"]
-    sdp: str = Field(min_length=1, max_length=MAX_OFFER_BYTES)
+    sdp: str = Field(min_length=1, max_length=MAX_SDP_BYTES)
     webrtc_id: WebRTCId
 
 

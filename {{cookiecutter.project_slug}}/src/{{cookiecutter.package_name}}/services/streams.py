@@ -12,14 +12,20 @@ pair behave as one stream:
 
 - one listing and one lookup over both objects; an unknown id raises ``UnknownConnectionError``
   instead of silently creating state;
-- one concurrency limit and one id space for both (fastrtc counts each object on its own, so
-  twice the limit got in, and the same id could be accepted by both);
+- one admission for every door, the websocket one too (``mount_websocket``): a valid id, one
+  id space and one concurrency limit, checked and taken with no ``await`` between (fastrtc
+  counts each object on its own, so twice the limit got in, and the same id could be taken
+  through two doors); offers are bounded in size and media sections;
 - the UI component uses the Stream's server-side ICE/TURN configuration (fastrtc builds it
   without one);
 - additional outputs reach every subscriber, and a subscription ends when its connection does
   (fastrtc's ``output_stream`` on a dead id never ends);
-- ``close`` really closes the peer (fastrtc's ``update_connection`` only asks the browser to);
-- a peer that stops answering is dropped after ``peer_timeout`` seconds, not aioice's fixed 30;
+- the UI's output listener, which anyone can start through Gradio's queue, ends at once for
+  an id that is no live connection (fastrtc's polls forever, holding the listener's slot);
+- ``close`` really closes the peer (fastrtc's ``update_connection`` only asks the browser to),
+  and tells a UI page first;
+- a peer that stops answering is dropped after ``peer_timeout`` seconds, not aioice's fixed
+  30, and one that never connects after ``peer_timeout``, not fastrtc's fixed 30;
 - a handler that asks for its inputs (``ReplyOnPause`` does at every pause) gets the current
   ones at once: fastrtc waits for the client to send them again, which the Gradio UI does
   (and may then change them) but an API client need not;
