@@ -30,7 +30,11 @@ from {{ cookiecutter.package_name }}.client import (
     ui_component_id,
     wait_until,
 )
-from {{ cookiecutter.package_name }}.services.streams import WEBSOCKET_PATH
+from {{ cookiecutter.package_name }}.services.streams import (
+    MAX_MEDIA_SECTIONS,
+    MAX_SDP_BYTES,
+    WEBSOCKET_PATH,
+)
 
 from .conftest import DOORS, MEDIA, SPEECH, WEBSOCKET, listen, queue_messages, serve
 
@@ -301,7 +305,7 @@ async def test_gradio_s_websocket_route_is_not_mounted(server: str) -> None:
 
 # -- offers that cost the server more than a peer needs ------------------------------------
 
-SECTIONS = 40
+SECTIONS = 2 * MAX_MEDIA_SECTIONS
 
 
 def with_many_sections(sdp: str, count: int) -> str:
@@ -325,6 +329,7 @@ async def test_an_offer_with_many_media_sections_is_refused_at_once(
     await pc.setLocalDescription(await pc.createOffer())
     sdp = with_many_sections(pc.localDescription.sdp, SECTIONS)
     await pc.close()
+    assert len(sdp) < MAX_SDP_BYTES  # within the size bound: refused for its sections
     offer = {"type": "offer", "sdp": sdp, "webrtc_id": new_connection_id()}
 
     async with asyncio.timeout(1):
