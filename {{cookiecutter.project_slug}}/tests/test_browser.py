@@ -216,8 +216,8 @@ async def test_a_ui_connection_is_first_class(
         gain = page.get_by_label("number input for Gain")
         await gain.fill("0")
         await gain.press("Enter")
-    # Its output comes back.
-    async with asyncio.timeout(10):
+    # Its output comes back (after the next pause, for a handler that waits for them).
+    async with asyncio.timeout(20):
         silenced = await first_output(http, connection_id, gain=0.0)
     assert silenced["level_dbfs"] == -120.0
 
