@@ -223,7 +223,7 @@ async def test_a_ui_connection_is_first_class(
 
     # The UI shows the handler's output too.
     level = page.get_by_label("Level (dBFS)")
-    await wait_until(lambda: level_shows(level, "-120"))
+    await wait_until(lambda: level_shows(level, "-120"), within=20)
     await page.screenshot(path=artifacts / "ui-streaming.png", full_page=True)
 
     # Stop (or, where the UI has no stop control, closing the page) releases it promptly.
