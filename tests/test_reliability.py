@@ -16,7 +16,10 @@ RELIABILITY_TESTS = {
     "test_load_every_peer_is_served",
     "test_sigterm_closes_every_connection_and_exits_0",
     "test_a_vanished_peer_is_reclaimed_within_the_peer_timeout",
-    "test_no_input_causes_a_server_error",
+    "test_no_route_answers_a_server_error_or_an_odd_shape",
+    "test_no_websocket_message_harms_the_server",
+    "test_every_mounted_route_is_fuzzed",
+    "test_a_huge_body_to_any_route_leaves_memory_alone",
 }
 
 
