@@ -371,6 +371,17 @@ async def test_a_peer_that_never_connects_is_freed_after_the_peer_timeout(
 # -- Gradio's queue API --------------------------------------------------------------------
 
 
+async def queue_message(http: httpx.AsyncClient, session: str, kind: str, count: int = 1) -> None:
+    """Wait, 10 s at most, until the session's queue stream has sent ``count`` of ``kind``."""
+    seen = 0
+    async with asyncio.timeout(10):
+        async for message in queue_messages(http, session):
+            seen += message.get("msg") == kind
+            if seen == count:
+                return
+    raise AssertionError(f"the queue stream ended after {seen} of {count} {kind!r}")
+
+
 @pytest.mark.ui_door
 async def test_output_listeners_for_no_live_connection_end_at_once(
     http: httpx.AsyncClient,
@@ -385,22 +396,14 @@ async def test_output_listeners_for_no_live_connection_end_at_once(
     bogus = [closed.connection_id] + [f"bogus-{n}" for n in range(2 * LIMIT)] + ["x" * 5000]
     for connection_id in bogus:
         await listen(http, connection_id, session)
-    completed = 0
-    async with asyncio.timeout(10):
-        async for message in queue_messages(http, session):
-            completed += message.get("msg") == "process_completed"
-            if completed == len(bogus):
-                break
+    await queue_message(http, session, "process_completed", count=len(bogus))
 
     peer = await connect(http, Door.UI, speech=SPEECH, **MEDIA)
     try:
         await peer.wait_connected()
         page = secrets.token_hex(8)
         await listen(http, peer.connection_id, page)
-        async with asyncio.timeout(10):
-            async for message in queue_messages(http, page):
-                if message.get("msg") == "process_generating":
-                    break
+        await queue_message(http, page, "process_generating")
     finally:
         await peer.close()
     metrics = (await http.get("/metrics")).text
