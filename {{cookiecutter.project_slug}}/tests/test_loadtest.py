@@ -7,7 +7,8 @@ import json
 from pathlib import Path
 
 from {{ cookiecutter.package_name }}.client import Door
-from {{ cookiecutter.package_name }}.loadtest import EchoTimer, PulseTrack, doors_for, main, percentile
+from {{ cookiecutter.package_name }}.loadtest import doors_for, main, percentile
+from {{ cookiecutter.package_name }}.loadtest_peer import EchoTimer, PulseTrack
 
 from .conftest import DOORS, SERVERS
 

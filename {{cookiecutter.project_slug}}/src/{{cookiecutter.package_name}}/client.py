@@ -26,6 +26,7 @@ from typing import Any, Literal
 
 import httpx
 import numpy as np
+import numpy.typing as npt
 from aiortc import (
     MediaStreamTrack,
     RTCConfiguration,
@@ -83,10 +84,41 @@ class Speech:
         return self.talk_s + self.pause_s
 
 
-class ToneTrack(MediaStreamTrack):
-    """A microphone that plays a sine tone, paced in real time: steady, or as ``speech``."""
+class PacedAudioTrack(MediaStreamTrack):
+    """A microphone paced in real time, 20 ms a frame; a subclass says what each frame holds.
+
+    Counts the frames it has handed to the encoder in ``frames_sent``.
+    """
 
     kind = "audio"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.frames_sent = 0
+        self._start: float | None = None
+
+    def samples(self, count: int) -> npt.NDArray[np.int16]:
+        """The mono samples of frame number ``count``, shaped (1, ``FRAME_SAMPLES``)."""
+        raise NotImplementedError
+
+    async def recv(self) -> AudioFrame:
+        if self.readyState != "live":
+            raise MediaStreamError
+        if self._start is None:
+            self._start = time.monotonic()
+        delay = self._start + self.frames_sent * FRAME_SAMPLES / SAMPLE_RATE - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        count, self.frames_sent = self.frames_sent, self.frames_sent + 1
+        frame = AudioFrame.from_ndarray(self.samples(count), format="s16", layout="mono")
+        frame.sample_rate = SAMPLE_RATE
+        frame.pts = count * FRAME_SAMPLES
+        frame.time_base = Fraction(1, SAMPLE_RATE)
+        return frame
+
+
+class ToneTrack(PacedAudioTrack):
+    """A microphone that plays a sine tone, paced in real time: steady, or as ``speech``."""
 
     def __init__(
         self, hz: float = 440.0, amplitude: float = 0.3, speech: Speech | None = None
@@ -95,29 +127,13 @@ class ToneTrack(MediaStreamTrack):
         self.hz = hz
         self.amplitude = amplitude
         self.speech = speech
-        self._pts = 0
-        self._start: float | None = None
 
-    async def recv(self) -> AudioFrame:
-        if self.readyState != "live":
-            raise MediaStreamError
-        if self._start is None:
-            self._start = time.monotonic()
-        delay = self._start + self._pts / SAMPLE_RATE - time.monotonic()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        t = (np.arange(FRAME_SAMPLES) + self._pts) / SAMPLE_RATE
+    def samples(self, count: int) -> npt.NDArray[np.int16]:
+        t = (np.arange(FRAME_SAMPLES) + count * FRAME_SAMPLES) / SAMPLE_RATE
         wave = self.amplitude * 32767 * np.sin(2 * math.pi * self.hz * t)
         if self.speech is not None:
             wave[t % self.speech.cycle_s >= self.speech.talk_s] = 0.0
-        frame = AudioFrame.from_ndarray(
-            wave.astype(np.int16).reshape(1, -1), format="s16", layout="mono"
-        )
-        frame.sample_rate = SAMPLE_RATE
-        frame.pts = self._pts
-        frame.time_base = Fraction(1, SAMPLE_RATE)
-        self._pts += FRAME_SAMPLES
-        return frame
+        return wave.astype(np.int16).reshape(1, -1)
 
 
 class PatternTrack(VideoStreamTrack):
