@@ -1,100 +1,88 @@
 """After generation: remove the files the answers exclude, then print the next steps.
 
-Choices are made here by removing whole files, not by Jinja conditionals in the code.
+Choices are made here by removing whole files, not by Jinja conditionals in the code. What
+each answer removes is data, the ``_prune`` rules of cookiecutter.json, which the template's
+tests read through the functions below too. Each rule names paths (``{package}`` stands for
+the package's directory name) and ``keep_if``: answers and the values they may take; the
+paths are kept only if every answer named takes one of its values, and removed otherwise.
+A rule's ``paths`` must exist in the template; its ``optional_paths`` may not.
+
+Importable without rendering: the answers are read in ``main()`` only.
 """
 
 from __future__ import annotations
 
 import json
 import shutil
+import sys
 from pathlib import Path
 from typing import Any
 
-# The answers, as cookiecutter renders them into this script.
-ANSWERS: dict[str, Any] = json.loads(r"""{{ cookiecutter | tojson }}""")
-SLUG = ANSWERS["project_slug"]
-PACKAGE = ANSWERS["package_name"]
 
-# What each answer leaves out, as whole files and folders.
-EXCLUDED = [
-    (
-        not ANSWERS["include_ui"],
-        [
-            f"src/{PACKAGE}/ui.py",
-            f"src/{PACKAGE}/api/ui_calls.py",
-            "tests/test_ui.py",
-            "tests/test_browser.py",
-        ],
-    ),
-    (
-        not ANSWERS["include_docker"],
-        [
-            "Dockerfile",
-            ".dockerignore",
-            "docker-compose.yml",
-            "deploy",
-            "tests/test_docker.py",
-            "tests/test_load_balancer.py",
-        ],
-    ),
-    (ANSWERS["ci"] != "github-actions", [".github"]),
-]
-# The load generator times the handler's echo of the audio it hears: only the audio echo and
-# the custom skeleton send that back.
-EXCLUDED.append(
-    (
-        ANSWERS["__handler_module"] not in ("echo", "custom"),
-        [f"src/{PACKAGE}/loadtest.py", "tests/test_loadtest.py"],
-    )
-)
-# What a handler raises is counted for fastrtc's stream handlers; the test needs media back.
-EXCLUDED.append(
-    (
-        ANSWERS["__handler_module"] not in ("echo", "custom", "reply_on_pause", "av_echo"),
-        ["tests/test_handler_errors.py"],
-    )
-)
-# One handler is kept, with its tests: the module the answers name (``__handler_module``):
-# the demo of the chosen modality and mode for "echo", else the handler's own.
-HANDLERS = [
-    *(name for modes in ANSWERS["_demo_handlers"].values() for name in modes.values()),
-    "reply_on_pause",
-    "custom",
-]
-EXCLUDED += [
-    (
-        name != ANSWERS["__handler_module"],
-        [f"src/{PACKAGE}/handlers/{name}.py", f"tests/test_{name}.py"],
-    )
-    for name in HANDLERS
-]
+def keeps(rule: dict[str, Any], answers: dict[str, Any]) -> bool:
+    """Whether the answers keep the rule's paths: every answer named takes an allowed value."""
+    return all(answers[key] in allowed for key, allowed in rule["keep_if"].items())
+
+
+def declared_paths(answers: dict[str, Any]) -> dict[str, bool]:
+    """Every path a rule names, with the package filled in: path -> whether it is optional."""
+    found: dict[str, bool] = {}
+    for rule in answers["_prune"]:
+        for optional, key in ((False, "paths"), (True, "optional_paths")):
+            for path in rule.get(key, []):
+                found[path.replace("{package}", answers["package_name"])] = optional
+    return found
+
+
+def excluded_paths(answers: dict[str, Any]) -> list[str]:
+    """The paths the answers remove, optional ones included, in the rules' order."""
+    package = answers["package_name"]
+    return [
+        path.replace("{package}", package)
+        for rule in answers["_prune"]
+        if not keeps(rule, answers)
+        for path in [*rule["paths"], *rule.get("optional_paths", [])]
+    ]
+
+
+def missing_paths(answers: dict[str, Any], project: Path) -> list[str]:
+    """The non-optional declared paths absent from the generated project: a rule's typo."""
+    return [
+        path
+        for path, optional in declared_paths(answers).items()
+        if not optional and not (project / path).exists()
+    ]
 
 
 def remove(path: Path) -> None:
     if path.is_dir():
         shutil.rmtree(path)
-    else:
+    elif path.exists():
         path.unlink()
 
 
-def main() -> None:
+def main() -> int:
+    # The answers, as cookiecutter renders them into this script.
+    answers: dict[str, Any] = json.loads(r"""{{ cookiecutter | tojson }}""")
     project = Path.cwd()
-    licenses = project / "licenses"
-    if ANSWERS["license"] != "none":
-        (licenses / ANSWERS["license"]).rename(project / "LICENSE")
-    shutil.rmtree(licenses)
-    for excluded, paths in EXCLUDED:
-        if excluded:
-            for path in paths:
-                remove(project / path)
-    serves = "the UI and the API" if ANSWERS["include_ui"] else "the API"
+    missing = missing_paths(answers, project)
+    if missing:
+        print(f"error: _prune names paths the template lacks: {missing}", file=sys.stderr)
+        return 1
+    if answers["license"] != "none":
+        (project / "licenses" / answers["license"]).rename(project / "LICENSE")
+    for path in excluded_paths(answers):
+        remove(project / path)
+    slug = answers["project_slug"]
+    serves = "the UI and the API" if answers["include_ui"] else "the API"
     print(
-        f"\nCreated {SLUG}. Next:\n"
-        f"  cd {SLUG} && make run    ({serves} on http://127.0.0.1:7860/)\n"
+        f"\nCreated {slug}. Next:\n"
+        f"  cd {slug} && make run    ({serves} on http://127.0.0.1:7860/)\n"
         "  make test    (every test, with real WebRTC peers)\n"
         "  make help    (the other targets)\n"
     )
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

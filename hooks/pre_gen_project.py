@@ -1,7 +1,8 @@
 """Before generation: refuse a bad answer with one line that names it.
 
 Cookiecutter removes the project directory when this exits non-zero, so nothing is left.
-Runs under the user's cookiecutter, so it uses the standard library only.
+Runs under the user's cookiecutter, so it uses the standard library only. Importable without
+rendering (the template's tests use ``media_problem``): the answers are read in ``main()`` only.
 """
 
 from __future__ import annotations
@@ -11,9 +12,6 @@ import keyword
 import re
 import sys
 from typing import Any
-
-# The answers, as cookiecutter renders them into this script.
-ANSWERS: dict[str, Any] = json.loads(r"""{{ cookiecutter | tojson }}""")
 
 SLUG = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
 PACKAGE = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -88,7 +86,9 @@ def problem(answers: dict[str, Any]) -> str | None:
 
 
 def main() -> int:
-    found = problem(ANSWERS)
+    # The answers, as cookiecutter renders them into this script.
+    answers: dict[str, Any] = json.loads(r"""{{ cookiecutter | tojson }}""")
+    found = problem(answers)
     if found is None:
         return 0
     print(f"error: {found}", file=sys.stderr)

@@ -87,6 +87,7 @@ def test_bad_answer_is_refused_and_nothing_written(
         ["python_version=3.9"],
         ["ci=travis"],
         ["include_ui=maybe"],
+        ["include_cluster=maybe"],
         ["modality=text"],
         ["mode=duplex"],
     ],

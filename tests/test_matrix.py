@@ -1,14 +1,15 @@
 """Every pair of answers, baked, linted, type-checked and tested.
 
-The full product of the choices in cookiecutter.json is 2592 projects, of which 864 are
+The full product of the choices in cookiecutter.json is 5184 projects, of which 1728 are
 valid: fastrtc supports 7 of the 9 modality/mode pairs, and the reply-on-pause and custom
 handlers exist for audio send-receive only (the pre-generation hook refuses the rest). The
-answers act on different files (the license stands alone; CI, Docker, the UI, the media, the
-handler and the Python version change code, tests and interpreter), so what can break is a
-pair of answers that meet in one file: the matrix is a covering set of valid projects that
-holds every pair of answers a valid project can hold, and each license once (17 projects).
+answers act on different files (the license stands alone; CI, Docker, cluster mode, the UI,
+the media, the handler and the Python version change code, tests and interpreter), so what
+can break is a pair of answers that meet in one file: the matrix is a covering set of valid
+projects that holds every pair of answers a valid project can hold, and each license once.
 It is computed from cookiecutter.json and the hook's own rule, so a new choice joins it by
-itself.
+itself. Its first row is the default answers, whose project test_default_project.py lints
+and tests: here that row's tree is checked, not its suite run a second time.
 """
 
 from __future__ import annotations
@@ -18,8 +19,6 @@ import json
 import os
 import shutil
 import subprocess
-import types
-import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -27,7 +26,17 @@ from typing import Any
 import jinja2
 import pytest
 
-from .conftest import ROOT, UV, bake, make, project_environment
+from .conftest import (
+    ROOT,
+    UV,
+    bake,
+    hook,
+    junit_results,
+    make,
+    mentioning,
+    project_environment,
+    unrendered,
+)
 
 Row = dict[str, Any]
 
@@ -36,9 +45,11 @@ SPEC: dict[str, Any] = json.loads((ROOT / "cookiecutter.json").read_text())
 
 
 def choices() -> dict[str, list[Any]]:
-    """The answers that choose something, with every value they may take."""
+    """The answers that choose something, with every value they may take (the default first)."""
     found: dict[str, list[Any]] = {}
     for key, value in SPEC.items():
+        if key.startswith("_"):
+            continue  # private: data for the hooks, not a question
         if isinstance(value, list):
             found[key] = value
         elif isinstance(value, bool):
@@ -46,17 +57,8 @@ def choices() -> dict[str, list[Any]]:
     return found
 
 
-def pre_gen_hook() -> types.ModuleType:
-    """``hooks/pre_gen_project.py`` as a module (rendered with no answers: it reads them later)."""
-    source = jinja2.Template((ROOT / "hooks" / "pre_gen_project.py").read_text()).render(
-        cookiecutter={}
-    )
-    module = types.ModuleType("pre_gen_project")
-    exec(compile(source, "pre_gen_project.py", "exec"), module.__dict__)
-    return module
-
-
-MEDIA_PROBLEM = pre_gen_hook().media_problem
+MEDIA_PROBLEM = hook("pre_gen_project").media_problem
+POST_GEN = hook("post_gen_project")
 
 
 def is_valid(row: Row) -> bool:
@@ -88,19 +90,27 @@ def valid_rows(options: dict[str, list[Any]]) -> list[Row]:
 
 
 def covering_rows(options: dict[str, list[Any]]) -> list[Row]:
-    """A small set of valid rows that holds every pair a valid row holds (greedy, deterministic)."""
+    """A small set of valid rows that holds every pair a valid row holds (greedy, deterministic),
+    starting with the default answers; then each row whose pairs the others hold is dropped."""
     product = valid_rows(options)
-    uncovered = {pair for row in product for pair in pairs_of(row)}
-    rows: list[Row] = []
+    every = {pair for row in product for pair in pairs_of(row)}
+    default = {key: values[0] for key, values in options.items()}
+    rows: list[Row] = [default]
+    uncovered = every - set(pairs_of(default))
     while uncovered:
         best = max(product, key=lambda row: len(uncovered.intersection(pairs_of(row))))
         uncovered.difference_update(pairs_of(best))
         rows.append(best)
+    for row in rows[1:]:
+        others = [other for other in rows if other is not row]
+        if {pair for other in others for pair in pairs_of(other)} == every:
+            rows = others
     return rows
 
 
 OPTIONS = choices()
 ROWS = covering_rows(OPTIONS)
+DEFAULT, *OTHER_ROWS = ROWS
 
 
 def row_id(row: Row) -> str:
@@ -134,48 +144,90 @@ def test_the_rows_cover_every_pair_of_answers() -> None:
         for value in ("audio-video", "video")
     } | {(("modality", "audio-video"), ("mode", mode)) for mode in ("receive", "send")}
     assert len(ROWS) < len(valid_rows(OPTIONS))
+    # The first row is what cookiecutter --no-input bakes: test_default_project.py's project.
+    defaults = {key: value[0] if isinstance(value, list) else value for key, value in SPEC.items()}
+    assert {key: defaults[key] for key in OPTIONS} == DEFAULT
     print(f"{len(ROWS)} projects cover all {len(possible)} possible pairs of answers")
 
 
+PACKAGE = "my_fastrtc_app"
+
+
+def answers(row: Row) -> dict[str, Any]:
+    """What the post-generation hook reads for ``row``: the row over cookiecutter.json, with
+    ``__handler_module`` rendered from its own expression, as cookiecutter does."""
+    context = {**SPEC, **row, "package_name": PACKAGE}
+    module = jinja2.Template(SPEC["__handler_module"]).render(cookiecutter=context)
+    return {**context, "__handler_module": module}
+
+
 def expected_paths(row: Row) -> dict[str, bool]:
-    """Paths whose presence the answers decide: path -> whether it must exist."""
-    package = "src/my_fastrtc_app"
-    demos: dict[str, dict[str, str]] = SPEC["_demo_handlers"]
-    names = [
-        *(name for modes in demos.values() for name in modes.values()),
-        "reply_on_pause",
-        "custom",
-    ]
-    handler = (
-        demos[row["modality"]][row["mode"]]
-        if row["handler"] == "echo"
-        else row["handler"].replace("-", "_")
-    )
-    handlers = {
-        path: name == handler
-        for name in names
-        for path in (f"{package}/handlers/{name}.py", f"tests/test_{name}.py")
-    }
-    echoes = handler in ("echo", "custom")  # what the load generator times
+    """Paths whose presence the answers decide: path -> whether it must exist. From the hook's
+    own functions over the ``_prune`` rules; an optional path that is kept may be absent."""
+    given = answers(row)
+    excluded = set(POST_GEN.excluded_paths(given))
     return {
-        **handlers,
-        f"{package}/loadtest.py": echoes,
-        "tests/test_loadtest.py": echoes,
-        "tests/test_handler_errors.py": handler in ("echo", "custom", "reply_on_pause", "av_echo"),
-        "LICENSE": row["license"] != "none",
-        "licenses": False,
-        "Dockerfile": row["include_docker"],
-        "docker-compose.yml": row["include_docker"],
-        "deploy/nginx.conf": row["include_docker"],
-        "tests/test_docker.py": row["include_docker"],
-        "tests/test_load_balancer.py": row["include_docker"],
-        ".dockerignore": row["include_docker"],
-        f"{package}/ui.py": row["include_ui"],
-        f"{package}/api/ui_calls.py": row["include_ui"],
-        "tests/test_ui.py": row["include_ui"],
-        "tests/test_browser.py": row["include_ui"],
-        ".github/workflows/ci.yml": row["ci"] == "github-actions",
-    }
+        path: path not in excluded
+        for path, optional in POST_GEN.declared_paths(given).items()
+        if path in excluded or not optional
+    } | {"LICENSE": row["license"] != "none"}
+
+
+def handler_module(row: Row) -> str:
+    """The handler module a row keeps, found apart from cookiecutter.json's expression."""
+    if row["handler"] != "echo":
+        return str(row["handler"]).replace("-", "_")
+    return {
+        ("audio", "send-receive"): "echo",
+        ("audio", "send"): "meter",
+        ("audio", "receive"): "tone",
+        ("video", "send-receive"): "video_echo",
+        ("video", "send"): "video_meter",
+        ("video", "receive"): "color_bars",
+        ("audio-video", "send-receive"): "av_echo",
+    }[row["modality"], row["mode"]]
+
+
+def check_tree(row: Row, project: Path) -> None:
+    """The files ``row`` decides, rendered, and without Redis unless in cluster mode."""
+    for path, present in expected_paths(row).items():
+        assert (project / path).exists() == present, path
+    module = handler_module(row)
+    assert answers(row)["__handler_module"] == module
+    handlers = {p.name for p in (project / f"src/{PACKAGE}/handlers").glob("*.py")}
+    assert handlers == {"__init__.py", "io.py", f"{module}.py"}
+    assert (project / f"tests/test_{module}.py").is_file()
+    assert (project / ".python-version").read_text().strip() == row["python_version"]
+    makefile = (project / "Makefile").read_text()
+    assert ("docker-build:" in makefile) == row["include_docker"]
+    assert ("test-e2e:" in makefile) == row["include_ui"]
+    assert ("test-cluster:" in makefile) == row["include_cluster"]
+    assert ("loadtest:" in makefile) == expected_paths(row)["tests/test_loadtest.py"]
+    assert unrendered(project) == []
+    redis = mentioning(project, "redis")
+    if row["include_cluster"]:
+        assert {"pyproject.toml", "uv.lock"} <= set(redis), redis
+    else:
+        assert redis == [], f"Redis in a project without cluster mode: {redis}"
+
+
+def test_the_pruning_rules_name_template_paths() -> None:
+    """Every path a rule must find is in the template; a typo would fail every bake."""
+    template = ROOT / "{{cookiecutter.project_slug}}"
+    spec = {**SPEC, "package_name": "{{cookiecutter.package_name}}"}
+    declared = POST_GEN.declared_paths(spec)
+    assert [
+        path
+        for path, optional in declared.items()
+        if not optional and not (template / path).exists()
+    ] == []
+    modules = {path for path in declared if "/handlers/" in path}
+    assert len(modules) == len({handler_module(row) for row in valid_rows(OPTIONS)}) == 9
+
+
+def test_the_default_row_has_its_files(tmp_path: Path) -> None:
+    """The default answers' tree; test_default_project.py lints and tests their project."""
+    check_tree(DEFAULT, bake(tmp_path))
 
 
 def has_python(version: str, project: Path) -> bool:
@@ -190,19 +242,12 @@ def has_python(version: str, project: Path) -> bool:
     return found.returncode == 0
 
 
-@pytest.mark.parametrize("row", ROWS, ids=[row_id(row) for row in ROWS])
+@pytest.mark.parametrize("row", OTHER_ROWS, ids=[row_id(row) for row in OTHER_ROWS])
 def test_answers_give_a_clean_passing_project(row: Row, tmp_path: Path) -> None:
     project = bake(tmp_path, **row)
+    check_tree(row, project)
     if not has_python(row["python_version"], project):
         pytest.skip(f"Python {row['python_version']} is not installed here")
-
-    for path, present in expected_paths(row).items():
-        assert (project / path).exists() == present, path
-    assert (project / ".python-version").read_text().strip() == row["python_version"]
-    makefile = (project / "Makefile").read_text()
-    assert ("docker-build:" in makefile) == row["include_docker"]
-    assert ("test-e2e:" in makefile) == row["include_ui"]
-    assert ("loadtest:" in makefile) == expected_paths(row)["tests/test_loadtest.py"]
 
     make("install", project)
     make("lint", project)
@@ -215,14 +260,11 @@ def test_answers_give_a_clean_passing_project(row: Row, tmp_path: Path) -> None:
         REQUIRE_BROWSER="1" if browser else "0",
     )
 
-    suite = ET.parse(report).getroot().find("testsuite")
-    assert suite is not None
-    assert suite.get("failures") == suite.get("errors") == "0"
-    skipped = [
-        case.get("name") for case in suite.iter("testcase") if case.find("skipped") is not None
-    ]
+    counts, outcomes = junit_results(report)
+    assert counts["tests"] > 0, counts
+    assert counts["failures"] == counts["errors"] == 0, counts
     if browser or not row["include_ui"]:
-        assert skipped == []
+        assert counts["skipped"] == 0, [n for n, o in outcomes.items() if o == "skipped"]
     version = subprocess.run(
         [UV, "run", "--locked", "python", "-c", "import sys; print(sys.version_info[:2])"],
         cwd=project,
