@@ -18,16 +18,8 @@ import pytest
 
 from {{ cookiecutter.package_name }}.client import Door, OfferRefused, Peer, connect, wait_until
 
-from .conftest import (
-    DOORS,
-    SERVERS,
-    SPEECH,
-    TTL,
-    RedisServer,
-    first_output,
-    listing,
-    replica,
-)
+from .cluster_support import TTL, RedisServer, listed_on, listing, replica
+from .conftest import DOORS, SERVERS, SPEECH, first_output
 
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(180)]
 
@@ -94,7 +86,7 @@ async def test_two_replicas_act_as_one(
     await wait_until(lambda: on_a.state == "closed", within=5)
 
     async def gone_everywhere() -> bool:
-        return not await has(http_a, on_a.connection_id) and not await has(
+        return not await listed_on(http_a, on_a.connection_id) and not await listed_on(
             http_b, on_a.connection_id
         )
 
@@ -108,7 +100,7 @@ async def test_a_trickled_candidate_reaches_the_replica_that_took_the_offer(
     on_a = await connect(http_a, Door.API, speech=SPEECH)
     peers.append(on_a)
     await on_a.wait_connected()
-    await wait_until(lambda: has(http_b, on_a.connection_id), within=TTL + 2)
+    await wait_until(lambda: listed_on(http_b, on_a.connection_id), within=TTL + 2)
     candidate = {
         "candidate": "candidate:1 1 udp 2122260223 127.0.0.1 50000 typ host generation 0",
         "sdpMid": "0",
@@ -124,10 +116,6 @@ async def test_a_trickled_candidate_reaches_the_replica_that_took_the_offer(
     assert unknown.status_code == 404
 
 
-async def has(http: httpx.AsyncClient, connection_id: str) -> bool:
-    return connection_id in await listing(http)
-
-
 async def test_a_killed_replica_leaves_the_listing_within_the_ttl(
     tmp_path: Path, redis_server: RedisServer, peers: list[Peer]
 ) -> None:
@@ -139,13 +127,13 @@ async def test_a_killed_replica_leaves_the_listing_within_the_ttl(
                 on_a = await connect(http_a, Door.API, speech=SPEECH)
                 peers.append(on_a)
                 await on_a.wait_connected()
-                await wait_until(lambda: has(http_b, on_a.connection_id), within=TTL + 2)
+                await wait_until(lambda: listed_on(http_b, on_a.connection_id), within=TTL + 2)
 
                 os.kill(SERVERS[a].pid, signal.SIGKILL)
                 killed = time.monotonic()
 
                 async def gone() -> bool:
-                    return not await has(http_b, on_a.connection_id)
+                    return not await listed_on(http_b, on_a.connection_id)
 
                 await wait_until(gone, within=TTL + 2)
                 print(f"killed replica left the listing in {time.monotonic() - killed:.2f} s")
@@ -177,9 +165,9 @@ async def test_a_replica_that_stops_leaves_the_listing_at_once(
                     on_a = await connect(http_a, Door.API, speech=SPEECH)
                     peers.append(on_a)
                     await on_a.wait_connected()
-                    await wait_until(lambda: has(http_b, on_a.connection_id), within=TTL + 2)
+                    await wait_until(lambda: listed_on(http_b, on_a.connection_id), within=TTL + 2)
             stopped = time.monotonic()  # SIGTERM: a closed its peers and left
-            assert not await has(http_b, on_a.connection_id)
+            assert not await listed_on(http_b, on_a.connection_id)
             assert time.monotonic() - stopped < 1
 
 

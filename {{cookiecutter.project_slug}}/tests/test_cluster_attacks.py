@@ -1,5 +1,6 @@
-"""Cluster mode under attack: offers racing across replicas, garbage written into Redis, Redis
-restarting, a replica that cannot start.
+"""Cluster mode under attack: offers racing across replicas, garbage written into Redis's
+listings and outputs, Redis restarting, a replica that cannot start (garbage requests:
+test_cluster_requests.py).
 
 Replicas are real servers (``python -m``) on a real ``redis-server``; the garbage is written by a
 redis-py client of the test, into the keys and channels the replicas use.
@@ -15,10 +16,8 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
 from contextlib import AsyncExitStack
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -29,17 +28,23 @@ from {{ cookiecutter.package_name }}.client import (
     Door,
     OfferRefused,
     Peer,
-    connect,
     new_connection_id,
     wait_until,
 )
 
-from .conftest import DOORS, MEDIA, SPEECH, TTL, RedisServer, listing, replica
+from .cluster_support import (
+    LIMIT,
+    TTL,
+    RedisServer,
+    listed_on,
+    listing,
+    open_peer,
+    replica,
+)
+from .conftest import DOORS
 
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(240)]
 
-LIMIT = 4
-"""APP_CONCURRENCY_LIMIT of the replicas here."""
 ROUNDS = 5
 IDS_PER_ROUND = 16
 """Ids offered at once in a round, each to both replicas: 32 offers, for 2 x LIMIT slots."""
@@ -48,51 +53,6 @@ SETTLE = TTL / 3 + 2 + 2
 attempt that waited for Redis (2 s), and slack."""
 OUTAGE = 1.0
 """Seconds Redis stays down when it restarts."""
-REPLY_KEY = "fastrtc:reply:" + "0" * 24
-
-
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str, str]]:
-    """A redis-server and replicas ``a`` and ``b`` (limit ``LIMIT``): Redis's URL, a's, b's."""
-    directory = tmp_path_factory.mktemp("cluster")
-    server = RedisServer(directory)
-    server.start()
-    try:
-        with (
-            replica(directory, "a", server.url, APP_CONCURRENCY_LIMIT=str(LIMIT)) as a,
-            replica(directory, "b", server.url, APP_CONCURRENCY_LIMIT=str(LIMIT)) as b,
-        ):
-            yield server.url, a, b
-    finally:
-        server.stop()
-
-
-@pytest.fixture
-async def store(cluster: tuple[str, str, str]) -> AsyncIterator[redis.Redis]:
-    """A redis-py client of the replicas' Redis: what an attacker with access to it writes."""
-    client = redis.Redis.from_url(cluster[0])
-    yield client
-    await client.aclose()
-
-
-@pytest.fixture
-async def https(
-    cluster: tuple[str, str, str],
-) -> AsyncIterator[tuple[httpx.AsyncClient, httpx.AsyncClient]]:
-    """HTTP clients of replicas ``a`` and ``b``."""
-    async with (
-        httpx.AsyncClient(base_url=cluster[1], timeout=10) as http_a,
-        httpx.AsyncClient(base_url=cluster[2], timeout=10) as http_b,
-    ):
-        yield http_a, http_b
-
-
-async def open_peer(http: httpx.AsyncClient, door: Door = Door.API, **kwargs: Any) -> Peer:
-    return await connect(http, door, **{"speech": SPEECH, **MEDIA, **kwargs})
-
-
-async def listed_on(http: httpx.AsyncClient, connection_id: str) -> bool:
-    return connection_id in await listing(http)
 
 
 # -- offers racing across replicas ---------------------------------------------------------
@@ -174,47 +134,6 @@ async def test_an_id_stays_taken_while_its_connection_lives_and_is_free_once_it_
 
 
 # -- garbage in Redis ------------------------------------------------------------------------
-
-
-GARBAGE_REQUESTS: list[bytes | str] = [
-    "not json",
-    b"\xff\xfe\x00 not utf-8",
-    "[]",
-    '{"op": "input"}',
-    '{"op": "explode", "id": "x", "reply": "' + REPLY_KEY + '"}',
-    '{"op": "input", "id": "x", "arg": "not a list", "reply": "' + REPLY_KEY + '"}',
-    # A request whose answer would go into another replica's listing.
-    '{"op": "close", "id": "x", "reply": "fastrtc:conns:b"}',
-]
-
-
-async def test_garbage_requests_neither_stop_a_replica_serving_others_nor_keep_it_registered(
-    cluster: tuple[str, str, str],
-    tmp_path: Path,
-    https: tuple[httpx.AsyncClient, httpx.AsyncClient],
-    store: redis.Redis,
-    peers: list[Peer],
-) -> None:
-    url, _, _ = cluster
-    _, http_b = https
-    with replica(tmp_path, "c", url, APP_CONCURRENCY_LIMIT=str(LIMIT)) as c:
-        async with httpx.AsyncClient(base_url=c, timeout=10) as http_c:
-            on_c = await open_peer(http_c)
-            peers.append(on_c)
-            await on_c.wait_connected()
-            await wait_until(lambda: listed_on(http_b, on_c.connection_id), within=TTL + 2)
-            remote_input = f"/connections/{on_c.connection_id}/input"
-
-            for garbage in GARBAGE_REQUESTS:
-                assert await store.publish("fastrtc:cmd:c", garbage) == 1
-            # c still serves b's requests.
-            response = await http_b.post(remote_input, json={"gain": 0.5})
-            assert response.status_code == 204, response.text
-            assert await store.type("fastrtc:conns:b") in (b"hash", b"none")
-    # SIGTERM: c left the cluster, garbage and all.
-    assert not await store.sismember("fastrtc:replicas", "c")
-    assert not await store.exists("fastrtc:conns:c")
-    assert not await store.exists(f"fastrtc:id:{on_c.connection_id}")
 
 
 async def test_garbage_listing_entries_are_skipped_on_every_replica(

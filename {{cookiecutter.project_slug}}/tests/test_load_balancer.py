@@ -21,7 +21,8 @@ import pytest
 
 from {{ cookiecutter.package_name }}.client import Door, Peer, connect, wait_until
 
-from .conftest import DOORS, SPEECH, RedisServer, first_output, free_port, listing, replica
+from .cluster_support import RedisServer, free_port, listing, replica
+from .conftest import DOORS, SPEECH, first_output
 
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(180)]
 

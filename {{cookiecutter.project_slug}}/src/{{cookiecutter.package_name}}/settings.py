@@ -1,9 +1,10 @@
 """Settings, read from the environment (prefix ``APP_``) and from an optional ``.env`` file."""
 
 from __future__ import annotations
-
+{% if cookiecutter.include_cluster %}
 import os
 import socket
+{%- endif %}
 from functools import lru_cache
 from typing import Any, Literal
 
@@ -52,6 +53,7 @@ class Settings(BaseSettings):
     """Origins allowed to call the API from a browser, as JSON, e.g.
     ``["https://app.example.com"]``. Empty (the default): no cross-origin access."""
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
+{%- if cookiecutter.include_cluster %}
     redis_url: str | None = None
     """Run as one of several replicas sharing this Redis (``redis://host:6379/0``): each
     lists, feeds and closes the others' connections. Unset: one process, no Redis."""
@@ -61,6 +63,7 @@ class Settings(BaseSettings):
     """This replica's name in the cluster (default: host name and process id)."""
     cluster_ttl: float = Field(default=10.0, gt=0)
     """Seconds after which the connections of a replica that died leave the listing."""
+{%- endif %}
 {%- if cookiecutter.include_ui %}
 
     @field_validator("ui_path")
