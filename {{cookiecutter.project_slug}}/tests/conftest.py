@@ -6,8 +6,6 @@ import asyncio
 import json
 import os
 import re
-import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -27,6 +25,11 @@ from {{ cookiecutter.package_name }}.services.streams import StreamService
 from {{ cookiecutter.package_name }}.settings import Settings
 
 Connect = Callable[..., Awaitable[Peer]]
+{%- if cookiecutter.include_cluster %}
+
+pytest_plugins = ["tests.cluster_support"]
+"""Cluster mode's fixtures (a real redis-server, replicas sharing it), for its tests."""
+{%- endif %}
 
 DOORS = [Door.API{% if cookiecutter.include_ui %}, Door.UI{% endif %}]
 """The ways in which this app takes connections: every test of the layer goes through each."""
@@ -198,88 +201,6 @@ def wait_until_serving(process: subprocess.Popen[bytes], log: Path) -> str:
                 pass
         time.sleep(0.2)
     raise RuntimeError(f"server not serving after 60 s:\n{log.read_text()}")
-
-
-# -- cluster mode: a real redis-server and replicas sharing it (test_cluster, test_load_balancer)
-
-TTL = 3.0
-"""APP_CLUSTER_TTL of the test replicas: a dead replica's connections leave within it."""
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-class RedisServer:
-    """A real redis-server on 127.0.0.1 that a test can stop and start again (same port)."""
-
-    def __init__(self, directory: Path) -> None:
-        executable = shutil.which("redis-server")
-        if executable is None:
-            pytest.skip("redis-server is not installed (apt-get install redis-server)")
-        self.executable = executable
-        self.directory = directory
-        self.port = free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        args = [self.executable, "--port", str(self.port), "--bind", "127.0.0.1"]
-        args += ["--save", "", "--appendonly", "no", "--dir", str(self.directory)]
-        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            with socket.socket() as probe:
-                if probe.connect_ex(("127.0.0.1", self.port)) == 0:
-                    return
-            time.sleep(0.05)
-        raise RuntimeError("redis-server did not start")
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.terminate()
-            self.process.wait(timeout=10)
-            self.process = None
-
-
-@pytest.fixture
-def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@contextmanager
-def replica(tmp_path: Path, name: str, redis_url: str, **settings: str) -> Iterator[str]:
-    """Replica ``name`` of the app on ``redis_url``; ``settings`` as for ``serve``."""
-    with serve(
-        tmp_path / f"{name}.log",
-        APP_REDIS_URL=redis_url,
-        APP_REPLICA_ID=name,
-        APP_CLUSTER_TTL=str(TTL),
-        **settings,
-    ) as base:
-        yield base
-
-
-@pytest.fixture
-async def peers() -> AsyncIterator[list[Peer]]:
-    """Peers a test opens; each is closed after it."""
-    opened: list[Peer] = []
-    yield opened
-    for peer in opened:
-        await peer.close()
-
-
-async def listing(http: httpx.AsyncClient) -> dict[str, dict[str, Any]]:
-    response = await http.get("/connections")
-    assert response.status_code == 200, response.text
-    return {c["id"]: c for c in response.json()}
 
 
 async def first_output(http: httpx.AsyncClient, connection_id: str, **expected: Any) -> Any:
