@@ -17,7 +17,7 @@ install: | $(UV) ## Install the template's own tools (cookiecutter, pytest, ruff
 	$(UV) sync --locked
 
 test: install ## Run every test: bake the template, lint and test what it generates
-	$(UV) run --locked pytest -m "not serial"
+	$(UV) run --locked pytest -m "not serial" --dist worksteal
 	$(UV) run --locked pytest -m serial -n 0
 
 demo: install ## Generate the default project into $(DEMO_DIR)/ and run it (http://127.0.0.1:7860/)

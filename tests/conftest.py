@@ -104,11 +104,15 @@ def unrendered(project: Path) -> list[str]:
     return found
 
 
-def mentioning(project: Path, word: str) -> list[str]:
-    """The files of a project, text or not, that hold ``word`` in any case."""
-    needle = word.lower().encode()
+# Redis by name, in any case (``redis``, ``APP_REDIS_URL``), not inside a word: the licenses'
+# "Redistribution" is no mention.
+REDIS = re.compile(rb"(?<![a-z])redis(?![a-z])", re.IGNORECASE)
+
+
+def mentioning(project: Path, pattern: re.Pattern[bytes]) -> list[str]:
+    """The files of a project, text or not, in which ``pattern`` is found."""
     return sorted(
-        name for name in project_files(project) if needle in (project / name).read_bytes().lower()
+        name for name in project_files(project) if pattern.search((project / name).read_bytes())
     )
 
 

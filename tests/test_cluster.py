@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import UV, assert_suite_passes, mentioning, run
+from .conftest import REDIS, UV, assert_suite_passes, mentioning, run
 
 pytestmark = pytest.mark.serial  # its timing bounds need the machine to itself
 
 
 def test_cluster_mode_brings_redis_and_its_files(cluster_project: Path) -> None:
-    assert {"pyproject.toml", "uv.lock"} <= set(mentioning(cluster_project, "redis"))
+    assert {"pyproject.toml", "uv.lock"} <= set(mentioning(cluster_project, REDIS))
     assert (cluster_project / "deploy/nginx.conf").is_file()
     assert (cluster_project / "tests/test_load_balancer.py").is_file()
     assert "test-cluster:" in (cluster_project / "Makefile").read_text()

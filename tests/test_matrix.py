@@ -27,10 +27,12 @@ import jinja2
 import pytest
 
 from .conftest import (
+    REDIS,
     ROOT,
     UV,
     bake,
     hook,
+    junit_modules,
     junit_results,
     make,
     mentioning,
@@ -204,7 +206,7 @@ def check_tree(row: Row, project: Path) -> None:
     assert ("test-cluster:" in makefile) == row["include_cluster"]
     assert ("loadtest:" in makefile) == expected_paths(row)["tests/test_loadtest.py"]
     assert unrendered(project) == []
-    redis = mentioning(project, "redis")
+    redis = mentioning(project, REDIS)
     if row["include_cluster"]:
         assert {"pyproject.toml", "uv.lock"} <= set(redis), redis
     else:
@@ -242,15 +244,22 @@ def has_python(version: str, project: Path) -> bool:
     return found.returncode == 0
 
 
+@pytest.fixture(scope="session")
+def mypy_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One mypy cache for the rows this process runs, one after another: the libraries' types
+    are checked once, not once a row (mypy still checks each row's own code, which differs)."""
+    return tmp_path_factory.mktemp("mypy-cache")
+
+
 @pytest.mark.parametrize("row", OTHER_ROWS, ids=[row_id(row) for row in OTHER_ROWS])
-def test_answers_give_a_clean_passing_project(row: Row, tmp_path: Path) -> None:
+def test_answers_give_a_clean_passing_project(row: Row, tmp_path: Path, mypy_cache: Path) -> None:
     project = bake(tmp_path, **row)
     check_tree(row, project)
     if not has_python(row["python_version"], project):
         pytest.skip(f"Python {row['python_version']} is not installed here")
 
     make("install", project)
-    make("lint", project)
+    make("lint", project, MYPY_CACHE_DIR=str(mypy_cache))
     report = tmp_path / "junit.xml"
     browser = row["include_ui"] and bool(os.environ.get("CI") or shutil.which("chromium"))
     make(
@@ -265,6 +274,8 @@ def test_answers_give_a_clean_passing_project(row: Row, tmp_path: Path) -> None:
     assert counts["failures"] == counts["errors"] == 0, counts
     if browser or not row["include_ui"]:
         assert counts["skipped"] == 0, [n for n, o in outcomes.items() if o == "skipped"]
+    if browser:
+        assert "tests.test_browser" in junit_modules(report)  # make test runs them too
     version = subprocess.run(
         [UV, "run", "--locked", "python", "-c", "import sys; print(sys.version_info[:2])"],
         cwd=project,
