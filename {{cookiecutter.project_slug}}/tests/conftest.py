@@ -17,11 +17,12 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
+from fastrtc import AdditionalOutputs
 
 from {{ cookiecutter.package_name }}.app import create_app
 from {{ cookiecutter.package_name }}.client import Door, Peer, Speech, connect
-from {{ cookiecutter.package_name }}.handlers.io import Stats, stats_from
-from {{ cookiecutter.package_name }}.services.streams import StreamService
+from {{ cookiecutter.package_name }}.handlers.io import Stats
+from {{ cookiecutter.package_name }}.media import AppStreams
 from {{ cookiecutter.package_name }}.settings import Settings
 
 Connect = Callable[..., Awaitable[Peer]]
@@ -73,7 +74,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 async def next_stats(
-    streams: StreamService, connection_id: str, gain: float | None = None, within: float = 10.0
+    streams: AppStreams, connection_id: str, gain: float | None = None, within: float = 10.0
 ) -> Stats:
     """The first ``Stats`` the connection reports from now on (with ``gain`` in force, if given).
 
@@ -82,10 +83,17 @@ async def next_stats(
     """
     async with asyncio.timeout(within):
         async for item in streams.subscribe(connection_id):
-            stats = stats_from(item)
+            stats = item
             if gain is None or stats.gain == gain:
                 return stats
     raise AssertionError("the outputs ended first")
+
+
+def stats_of(outputs: AdditionalOutputs) -> Stats:
+    """The ``Stats`` a handler put in an output it emitted."""
+    (stats,) = outputs.args
+    assert isinstance(stats, Stats), stats
+    return stats
 
 
 @pytest.fixture
@@ -100,14 +108,13 @@ async def app(settings: Settings) -> AsyncIterator[FastAPI]:
     await streams_of(app).close_all()
 
 
-def streams_of(app: FastAPI) -> StreamService:
-    streams = app.state.streams
-    assert isinstance(streams, StreamService)
+def streams_of(app: FastAPI) -> AppStreams:
+    streams: AppStreams = app.state.streams
     return streams
 
 
 @pytest.fixture
-def streams(app: FastAPI) -> StreamService:
+def streams(app: FastAPI) -> AppStreams:
     return streams_of(app)
 
 

@@ -12,15 +12,15 @@ from fastrtc import AdditionalOutputs
 
 from {{ cookiecutter.package_name }}.client import Door
 from {{ cookiecutter.package_name }}.handlers.av_echo import STATS_EVERY, AudioVideoEcho
-from {{ cookiecutter.package_name }}.handlers.io import SAMPLE_RATE, AudioFrame, stats_from
-from {{ cookiecutter.package_name }}.services.streams import StreamService
+from {{ cookiecutter.package_name }}.handlers.io import SAMPLE_RATE, AudioFrame, Input
+from {{ cookiecutter.package_name }}.media import AppStreams
 
-from .conftest import DOORS, Connect, next_stats
+from .conftest import DOORS, Connect, next_stats, stats_of
 
 
 async def test_both_come_back_scaled_with_stats_between() -> None:
     handler = AudioVideoEcho().copy()
-    handler.set_args(["id", 0.5])
+    handler.input = Input(gain=0.5)  # as the layer sets it
     tone = np.full((1, 960), 1000, dtype=np.int16)
     image = np.full((240, 320, 3), 200, dtype=np.uint8)
 
@@ -32,13 +32,13 @@ async def test_both_come_back_scaled_with_stats_between() -> None:
 
     (_, audio), outputs = cast(tuple[AudioFrame, AdditionalOutputs], sent[-1])
     assert np.all(audio == 500)
-    assert (stats_from(outputs).frames, stats_from(outputs).gain) == (STATS_EVERY, 0.5)
+    assert (stats_of(outputs).frames, stats_of(outputs).gain) == (STATS_EVERY, 0.5)
     assert np.all(shown == 100)
 
 
 @pytest.mark.parametrize("door", DOORS)
 async def test_sound_and_images_come_back_and_follow_the_gain(
-    streams: StreamService, peer: Connect, door: Door
+    streams: AppStreams, peer: Connect, door: Door
 ) -> None:
     client = await peer(door)
     await client.wait_frames(25, kind="audio")
@@ -46,7 +46,7 @@ async def test_sound_and_images_come_back_and_follow_the_gain(
     assert client.level_by_kind["audio"] > -30  # the tone (-13.5 dBFS)
     assert client.level_by_kind["video"] > -10  # the bright stripes
 
-    streams.set_input(client.connection_id, 0.0)
+    streams.set_input(client.connection_id, Input(gain=0.0))
     await next_stats(streams, client.connection_id, gain=0.0)
     await client.wait_frames(25, kind="audio")
     await client.wait_frames(15, kind="video")

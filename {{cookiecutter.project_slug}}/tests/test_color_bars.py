@@ -18,14 +18,14 @@ from {{ cookiecutter.package_name }}.handlers.color_bars import (
     color_bars,
     generate,
 )
-from {{ cookiecutter.package_name }}.handlers.io import VideoFrame, stats_from
-from {{ cookiecutter.package_name }}.services.streams import StreamService
+from {{ cookiecutter.package_name }}.handlers.io import Input, VideoFrame
+from {{ cookiecutter.package_name }}.media import AppStreams
 
-from .conftest import DOORS, Connect, next_stats
+from .conftest import DOORS, Connect, next_stats, stats_of
 
 
 def test_it_yields_moving_bars_at_the_gain_with_stats_between() -> None:
-    sent = list(itertools.islice(generate(0.5), STATS_EVERY))
+    sent = list(itertools.islice(generate(Input(gain=0.5)), STATS_EVERY))
 
     assert all(isinstance(item, np.ndarray) for item in sent[:-1])
     first = cast(VideoFrame, sent[0])
@@ -34,7 +34,7 @@ def test_it_yields_moving_bars_at_the_gain_with_stats_between() -> None:
     assert np.array_equal(first, (color_bars(4) * 0.5).astype(np.uint8))
     assert not np.array_equal(first, cast(VideoFrame, sent[1]))  # they move
     image, outputs = cast(tuple[VideoFrame, AdditionalOutputs], sent[-1])
-    stats = stats_from(outputs)
+    stats = stats_of(outputs)
     assert (stats.frames, stats.gain) == (STATS_EVERY, 0.5)
     assert image.max() == 127
 
@@ -49,13 +49,13 @@ async def test_the_bars_show_at_once_without_any_input(peer: Connect, door: Door
 
 
 @pytest.mark.parametrize("door", DOORS)
-async def test_every_new_gain_is_seen(streams: StreamService, peer: Connect, door: Door) -> None:
+async def test_every_new_gain_is_seen(streams: AppStreams, peer: Connect, door: Door) -> None:
     # fastrtc calls the generator once, with the first inputs: the layer starts it again.
     client = await peer(door)
     await client.wait_frames(10)
 
     for gain in (0.0, 1.0):
-        streams.set_input(client.connection_id, gain)
+        streams.set_input(client.connection_id, Input(gain=gain))
         assert (await next_stats(streams, client.connection_id, gain=gain)).gain == gain
         await client.wait_frames(15)
         level = client.last_level_dbfs

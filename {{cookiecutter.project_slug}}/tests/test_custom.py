@@ -10,7 +10,7 @@ import pytest
 from {{ cookiecutter.package_name }}.client import Door
 from {{ cookiecutter.package_name }}.handlers.custom import MODEL, CustomHandler, Model, build_handler
 from {{ cookiecutter.package_name }}.handlers.io import SAMPLE_RATE, Input
-from {{ cookiecutter.package_name }}.services.streams import StreamService
+from {{ cookiecutter.package_name }}.media import AppStreams
 
 from .conftest import DOORS, Connect, next_stats
 
@@ -29,7 +29,7 @@ async def test_each_frame_goes_through_the_model_with_the_connection_s_input() -
             return audio
 
     handler = CustomHandler(Recording()).copy()
-    handler.set_args(["id", 2.0])
+    handler.input = Input(gain=2.0)  # as the layer sets it
     await handler.receive((SAMPLE_RATE, np.ones((1, 960), dtype=np.int16)))
     assert await handler.emit() is not None
     assert seen == [Input(gain=2.0)]
@@ -49,13 +49,13 @@ async def test_it_cannot_be_triggered(http: httpx.AsyncClient, peer: Connect) ->
 
 @pytest.mark.parametrize("door", DOORS)
 async def test_the_tone_comes_back_through_the_model(
-    streams: StreamService, peer: Connect, door: Door
+    streams: AppStreams, peer: Connect, door: Door
 ) -> None:
     client = await peer(door)
     await client.wait_frames(25)
     assert client.last_level_dbfs > -30  # the tone (-13.5 dBFS), not silence
 
-    streams.set_input(client.connection_id, 0.0)
+    streams.set_input(client.connection_id, Input(gain=0.0))
     await next_stats(streams, client.connection_id, gain=0.0)
     await client.wait_frames(25)
     assert client.last_level_dbfs < -60  # silenced by the placeholder model

@@ -11,16 +11,15 @@ from fastrtc import AdditionalOutputs
 
 from {{ cookiecutter.package_name }}.client import Door
 from {{ cookiecutter.package_name }}.handlers.echo import STATS_EVERY, EchoHandler
-from {{ cookiecutter.package_name }}.handlers.io import SAMPLE_RATE, AudioFrame, Input, stats_from
-from {{ cookiecutter.package_name }}.services.streams import StreamService
+from {{ cookiecutter.package_name }}.handlers.io import SAMPLE_RATE, AudioFrame, Input
+from {{ cookiecutter.package_name }}.media import AppStreams
 
-from .conftest import DOORS, Connect, next_stats
+from .conftest import DOORS, Connect, next_stats, stats_of
 
 
 async def test_every_frame_comes_back_scaled_with_stats_between() -> None:
     handler = EchoHandler()
-    handler.set_args(["id", 0.5])  # as the UI's slider (or the API's input) sets it
-    assert handler.current_input() == Input(gain=0.5)
+    handler.input = Input(gain=0.5)  # as the layer sets it from the UI's slider or the API
     tone = np.full((1, 960), 1000, dtype=np.int16)
 
     for _ in range(STATS_EVERY):
@@ -31,7 +30,7 @@ async def test_every_frame_comes_back_scaled_with_stats_between() -> None:
     (rate, audio), outputs = cast(tuple[AudioFrame, AdditionalOutputs], sent[-1])
     assert rate == SAMPLE_RATE
     assert np.all(audio == 500)
-    stats = stats_from(outputs)
+    stats = stats_of(outputs)
     assert (stats.frames, stats.gain) == (STATS_EVERY, 0.5)
 
 
@@ -44,13 +43,13 @@ async def test_the_echo_cannot_be_triggered(http: httpx.AsyncClient, peer: Conne
 
 @pytest.mark.parametrize("door", DOORS)
 async def test_the_tone_comes_back_scaled_by_the_gain(
-    streams: StreamService, peer: Connect, door: Door
+    streams: AppStreams, peer: Connect, door: Door
 ) -> None:
     client = await peer(door)
     await client.wait_frames(25)
     assert client.last_level_dbfs > -30  # the tone (-13.5 dBFS), not silence
 
-    streams.set_input(client.connection_id, 0.0)
+    streams.set_input(client.connection_id, Input(gain=0.0))
     await next_stats(streams, client.connection_id, gain=0.0)
     await client.wait_frames(25)
     assert client.last_level_dbfs < -60  # silenced by the handler

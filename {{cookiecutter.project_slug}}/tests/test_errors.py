@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from {{ cookiecutter.package_name }}.client import Door
-from {{ cookiecutter.package_name }}.services.streams import StreamService
+from {{ cookiecutter.package_name }}.media import AppStreams
 
 from .conftest import DOORS, Connect
 from .test_routes import error_of
@@ -73,7 +73,7 @@ GOOD_ID = "abcdefgh12345678"
     ],
 )
 async def test_malformed_offers(
-    http: httpx.AsyncClient, streams: StreamService, body: object, status: int, code: str
+    http: httpx.AsyncClient, streams: AppStreams, body: object, status: int, code: str
 ) -> None:
     response = await http.post("/webrtc/offer", json=body)
 
@@ -88,7 +88,7 @@ async def test_offer_that_is_not_json_is_422(http: httpx.AsyncClient) -> None:
     error_of(response, 422, "invalid_request")
 
 
-async def test_oversized_offer_is_413(http: httpx.AsyncClient, streams: StreamService) -> None:
+async def test_oversized_offer_is_413(http: httpx.AsyncClient, streams: AppStreams) -> None:
     body = {"type": "offer", "sdp": "v=0\r\n" + "a=x\r\n" * 20_000, "webrtc_id": GOOD_ID}
     error_of(await http.post("/webrtc/offer", json=body), 413, "payload_too_large")
 
@@ -104,7 +104,7 @@ async def test_oversized_offer_is_413(http: httpx.AsyncClient, streams: StreamSe
 
 
 async def test_concurrency_limit_is_429_naming_the_limit(
-    http: httpx.AsyncClient, peer: Connect, streams: StreamService
+    http: httpx.AsyncClient, peer: Connect, streams: AppStreams
 ) -> None:
     for door in [DOORS[n % len(DOORS)] for n in range(4)]:
         await peer(door)

@@ -15,7 +15,7 @@ import pytest
 from {{ cookiecutter.package_name }}.client import Door, wait_until
 from {{ cookiecutter.package_name }}.handlers import build_handler
 from {{ cookiecutter.package_name }}.handlers.io import AudioFrame
-from {{ cookiecutter.package_name }}.services.streams import StreamService
+from {{ cookiecutter.package_name }}.media import AppStreams
 
 from .conftest import DOORS, Connect
 from .test_observability import sample
@@ -50,7 +50,7 @@ async def test_a_handler_that_raises_is_counted_and_logged(
     is_async = inspect.iscoroutinefunction(handler_class.receive)
     receive = broken_async_receive if is_async else broken_receive
     monkeypatch.setattr(handler_class, "receive", receive)
-    caplog.set_level(logging.ERROR, logger=StreamService.__module__)
+    caplog.set_level(logging.ERROR, logger=AppStreams.__module__)
     broken = await peer(door)
 
     async def counted() -> bool:

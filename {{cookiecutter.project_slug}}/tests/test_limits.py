@@ -27,7 +27,7 @@ from {{ cookiecutter.package_name }}.api.offers import MAX_OFFER_BYTES
 from {{ cookiecutter.package_name }}.app import create_app
 {%- if cookiecutter.include_ui %}
 from {{ cookiecutter.package_name }}.client import Door, ui_component_id
-from {{ cookiecutter.package_name }}.services.streams import StreamService
+from {{ cookiecutter.package_name }}.media import AppStreams
 {%- endif %}
 from {{ cookiecutter.package_name }}.settings import Settings
 
@@ -223,7 +223,7 @@ def refused(response: httpx.Response, status: int, code: str) -> None:
 )
 async def test_a_malformed_component_call_is_refused_in_the_api_shape(
     http: httpx.AsyncClient,
-    streams: StreamService,
+    streams: AppStreams,
     fields: dict[str, Any],
     status: int,
     code: str,
@@ -257,7 +257,7 @@ async def test_a_component_call_that_is_not_json_is_422(
 
 
 async def test_the_frontend_s_calls_pass(
-    http: httpx.AsyncClient, peer: Connect, streams: StreamService
+    http: httpx.AsyncClient, peer: Connect, streams: AppStreams
 ) -> None:
     turn = await call(http, fn_name="turn", data=[])
     assert turn.status_code == 200

@@ -20,11 +20,10 @@ from fastrtc.websocket import WebSocketHandler
 
 from {{ cookiecutter.package_name }}.services.streams import (
     Source,
-    StreamService,
     UnknownConnectionError,
 )
 from {{ cookiecutter.package_name }}.settings import Settings
-from {{ cookiecutter.package_name }}.stream import build_stream
+from {{ cookiecutter.package_name }}.media import AppStreams, build_stream, build_streams
 
 SMALL, LARGE = 10, 10_000
 MAX_RATIO = 10.0
@@ -40,8 +39,9 @@ class Registered:
     """
 
     def __init__(self, count: int) -> None:
-        stream = build_stream(Settings(_env_file=None))  # type: ignore[call-arg]
-        self.streams = StreamService(stream)
+        settings = Settings(_env_file=None, concurrency_limit=2 * LARGE)  # type: ignore[call-arg]
+        stream = build_stream(settings)
+        self.streams = build_streams(stream, settings)
         owners = {Source.API: stream, Source.UI: stream.webrtc_component}
         self.last: dict[Source, str] = {}
         for n in range(count):
@@ -80,9 +80,18 @@ LOOKUPS: dict[str, Lookup] = {
     "in, unknown id": lambda r: lambda: "unknown" in r.streams,
     "in, websocket id": lambda r: lambda: r.last[Source.WEBSOCKET] in r.streams,
     "len": lambda r: lambda: len(r.streams),
-    "admission of a new id": lambda r: lambda: r.streams._admission_problem("new-id"),
+    "admission of a new id": lambda r: admitted_and_withdrawn(r.streams),
     "latest output of an unknown id": lambda r: refused(lambda: r.streams.latest_output("unknown")),
 }
+
+
+def admitted_and_withdrawn(streams: AppStreams) -> Callable[[], object]:
+    """Admit a new id and withdraw it again."""
+
+    def admit() -> None:
+        streams.withdraw(streams.reserve({"webrtc_id": "new-id"}, Source.WEBSOCKET))
+
+    return admit
 
 
 @pytest.fixture(scope="module")

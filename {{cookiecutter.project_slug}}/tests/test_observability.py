@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from {{ cookiecutter.package_name }}.client import Door
-from {{ cookiecutter.package_name }}.services.streams import StreamService
+from {{ cookiecutter.package_name }}.media import AppStreams
 
 from .conftest import DOORS, Connect, next_stats
 
@@ -19,7 +19,7 @@ def sample(text: str, name: str) -> float:
 
 
 async def test_metrics_count_connections_by_source(
-    http: httpx.AsyncClient, peer: Connect, streams: StreamService
+    http: httpx.AsyncClient, peer: Connect, streams: AppStreams
 ) -> None:
     opened = [Door.API, DOORS[-1], DOORS[-1]]
     api, *_ = [await peer(door) for door in opened]
@@ -41,9 +41,9 @@ async def test_metrics_count_connections_by_source(
 
 
 async def test_connect_and_disconnect_are_logged_with_id_source_and_duration(
-    peer: Connect, streams: StreamService, caplog: pytest.LogCaptureFixture
+    peer: Connect, streams: AppStreams, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger=StreamService.__module__)
+    caplog.set_level(logging.INFO, logger=AppStreams.__module__)
     client = await peer(DOORS[-1])
     await streams.close(client.connection_id)
 
@@ -55,7 +55,7 @@ async def test_connect_and_disconnect_are_logged_with_id_source_and_duration(
 
 
 async def test_registries_are_empty_after_connections_close(
-    peer: Connect, streams: StreamService
+    peer: Connect, streams: AppStreams
 ) -> None:
     for door in DOORS:
         client = await peer(door)

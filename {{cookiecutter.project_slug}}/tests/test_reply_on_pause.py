@@ -14,7 +14,7 @@ from fastrtc import AdditionalOutputs
 from pydantic import ValidationError
 
 from {{ cookiecutter.package_name }}.client import Door
-from {{ cookiecutter.package_name }}.handlers.io import SAMPLE_RATE, AudioFrame, Stats, stats_from
+from {{ cookiecutter.package_name }}.handlers.io import SAMPLE_RATE, AudioFrame, Input, Stats
 from {{ cookiecutter.package_name }}.handlers.reply_on_pause import (
     DETECTOR,
     PauseSettings,
@@ -22,9 +22,9 @@ from {{ cookiecutter.package_name }}.handlers.reply_on_pause import (
     pause_detector,
     reply,
 )
-from {{ cookiecutter.package_name }}.services.streams import StreamService
+from {{ cookiecutter.package_name }}.media import AppStreams
 
-from .conftest import DOORS, Connect
+from .conftest import DOORS, Connect, stats_of
 
 
 def tone(seconds: float, amplitude: float = 0.3) -> npt.NDArray[np.int16]:
@@ -48,13 +48,13 @@ def test_the_detector_counts_loud_audio_as_speech() -> None:
 def test_the_reply_says_back_what_was_said_with_the_gain() -> None:
     said = np.concatenate([silence(0.2), tone(0.4), silence(0.4)]).reshape(1, -1)
 
-    sent = list(reply((SAMPLE_RATE, said), "connection-id", 0.5))
+    sent = list(reply((SAMPLE_RATE, said), "connection-id", Input(gain=0.5)))
 
     assert len(sent) == 20  # 0.4 s of 20 ms frames: the silence is left out
     (rate, audio), outputs = cast(tuple[AudioFrame, AdditionalOutputs], sent[-1])
     assert rate == SAMPLE_RATE
     assert np.abs(audio).max() == pytest.approx(0.5 * 0.3 * 32767, rel=0.01)
-    stats = stats_from(outputs)
+    stats = stats_of(outputs)
     assert (stats.frames, stats.gain) == (20, 0.5)
 
 
@@ -62,12 +62,12 @@ def test_nothing_said_gets_no_reply() -> None:
     assert list(reply((SAMPLE_RATE, silence(1.0).reshape(1, -1)), "connection-id")) == []
 
 
-async def replies(streams: StreamService, connection_id: str, count: int) -> list[Stats]:
+async def replies(streams: AppStreams, connection_id: str, count: int) -> list[Stats]:
     """The stats of the next count replies of the connection."""
     found: list[Stats] = []
     async with asyncio.timeout(8 * count):
         async for item in streams.subscribe(connection_id):
-            found.append(stats_from(item))
+            found.append(item)
             if len(found) == count:
                 return found
     raise AssertionError("the outputs ended first")
@@ -75,7 +75,7 @@ async def replies(streams: StreamService, connection_id: str, count: int) -> lis
 
 @pytest.mark.parametrize("door", DOORS)
 async def test_it_replies_at_every_pause_without_the_client_answering(
-    streams: StreamService, peer: Connect, door: Door
+    streams: AppStreams, peer: Connect, door: Door
 ) -> None:
     # After each pause the handler asks the client for its inputs and fastrtc waits for them;
     # this client never answers, so every reply after the first proves the layer does.
@@ -83,7 +83,7 @@ async def test_it_replies_at_every_pause_without_the_client_answering(
     first, second, third = await replies(streams, client.connection_id, 3)
     assert all(stats.frames > 20 for stats in (first, second, third))
 
-    streams.set_input(client.connection_id, 0.0)
+    streams.set_input(client.connection_id, Input(gain=0.0))
     later = await replies(streams, client.connection_id, 2)
     assert later[-1].gain == 0.0
     await client.wait_frames(20)

@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from {{ cookiecutter.package_name }}.client import Door, OfferRefused, connect, wait_until
-from {{ cookiecutter.package_name }}.services.streams import StreamService
+from {{ cookiecutter.package_name }}.media import AppStreams
 
 from .conftest import CLIENT_SENDS, DOORS, NO_MEDIA, SERVER_CLOSED, Connect, next_stats
 
@@ -51,7 +51,7 @@ async def test_listing_shows_every_door(http: httpx.AsyncClient, peer: Connect) 
     ],
 )
 async def test_unknown_id_is_404_naming_it(
-    http: httpx.AsyncClient, streams: StreamService, method: str, path: str, body: object
+    http: httpx.AsyncClient, streams: AppStreams, method: str, path: str, body: object
 ) -> None:
     response = await http.request(method, path, json=body)
 
@@ -136,7 +136,7 @@ async def test_before_media_input_is_409_and_no_output_is_404(
 
 
 async def test_outputs_are_server_sent_events_until_close(
-    http: httpx.AsyncClient, peer: Connect, streams: StreamService
+    http: httpx.AsyncClient, peer: Connect, streams: AppStreams
 ) -> None:
     client = await peer(DOORS[-1])
     url = f"/connections/{client.connection_id}"
@@ -158,7 +158,7 @@ async def test_outputs_are_server_sent_events_until_close(
 
 
 async def test_health_and_readiness(
-    http: httpx.AsyncClient, peer: Connect, streams: StreamService
+    http: httpx.AsyncClient, peer: Connect, streams: AppStreams
 ) -> None:
     assert (await http.get("/health")).json() == {"status": "ok"}
     assert (await http.get("/ready")).json() == {
@@ -222,7 +222,7 @@ async def test_a_refused_api_offer_has_a_status_that_says_why(
 
 @pytest.mark.parametrize("door", DOORS)
 async def test_a_malformed_id_takes_no_connection(
-    http: httpx.AsyncClient, streams: StreamService, door: Door
+    http: httpx.AsyncClient, streams: AppStreams, door: Door
 ) -> None:
     with pytest.raises(OfferRefused) as refused:
         await connect(http, door, connection_id="bad id!")

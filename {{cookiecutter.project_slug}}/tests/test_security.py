@@ -13,7 +13,7 @@ from pydantic import SecretStr
 
 from {{ cookiecutter.package_name }}.app import create_app
 from {{ cookiecutter.package_name }}.client import Door
-from {{ cookiecutter.package_name }}.services.streams import StreamService
+from {{ cookiecutter.package_name }}.media import AppStreams
 from {{ cookiecutter.package_name }}.settings import Settings
 
 from .conftest import DOORS, Connect, next_stats
@@ -62,7 +62,7 @@ async def test_the_token_allows_listing_and_closing(http: httpx.AsyncClient, pee
 
 
 async def test_a_connection_s_own_routes_need_only_its_id(
-    http: httpx.AsyncClient, peer: Connect, streams: StreamService
+    http: httpx.AsyncClient, peer: Connect, streams: AppStreams
 ) -> None:
     client = await peer(Door.API)
     base = f"/connections/{client.connection_id}"

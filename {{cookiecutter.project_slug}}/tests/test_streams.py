@@ -10,13 +10,13 @@ from aioice import stun
 
 from {{ cookiecutter.package_name }}.app import create_app
 from {{ cookiecutter.package_name }}.client import Door, OfferRefused, connect, wait_until
-from {{ cookiecutter.package_name }}.handlers.io import Input, stats_from
+from {{ cookiecutter.package_name }}.handlers.io import Input
+from {{ cookiecutter.package_name }}.media import AppStreams
 from {{ cookiecutter.package_name }}.services.streams import (
     ConnectionInfo,
     ConnectionNotReadyError,
     ResponseNotSupportedError,
     Source,
-    StreamService,
     UnknownConnectionError,
 )
 from {{ cookiecutter.package_name }}.settings import IceServer, Settings
@@ -24,7 +24,7 @@ from {{ cookiecutter.package_name }}.settings import IceServer, Settings
 from .conftest import CLIENT_SENDS, DOORS, MEDIA, NO_MEDIA, SERVER_CLOSED, Connect, next_stats
 
 
-async def test_every_door_is_listed_with_its_source(streams: StreamService, peer: Connect) -> None:
+async def test_every_door_is_listed_with_its_source(streams: AppStreams, peer: Connect) -> None:
     clients = {door: await peer(door) for door in DOORS}
     # The client can see "connected" a moment before the server does.
     await wait_until(lambda: {c.state for c in streams.list_connections()} == {"connected"})
@@ -43,7 +43,7 @@ async def test_every_door_is_listed_with_its_source(streams: StreamService, peer
 
 
 @pytest.mark.parametrize("door", DOORS)
-async def test_the_media_starts_at_once(streams: StreamService, peer: Connect, door: Door) -> None:
+async def test_the_media_starts_at_once(streams: AppStreams, peer: Connect, door: Door) -> None:
     client = await peer(door)  # it never sets an input: the handler runs on the defaults
 
     stats = await next_stats(streams, client.connection_id)
@@ -54,29 +54,29 @@ async def test_the_media_starts_at_once(streams: StreamService, peer: Connect, d
 
 
 @pytest.mark.parametrize("door", DOORS)
-async def test_input_reaches_the_handler(streams: StreamService, peer: Connect, door: Door) -> None:
+async def test_input_reaches_the_handler(streams: AppStreams, peer: Connect, door: Door) -> None:
     client = await peer(door)
     await next_stats(streams, client.connection_id, gain=1.0)
 
-    streams.set_input(client.connection_id, 0.0)
+    streams.set_input(client.connection_id, Input(gain=0.0))
 
     stats = await next_stats(streams, client.connection_id, gain=0.0)
     assert stats.level_dbfs == -120.0
-    streams.set_input(client.connection_id, 2.0)  # and every later change too
+    streams.set_input(client.connection_id, Input(gain=2.0))  # and every later change too
     assert (await next_stats(streams, client.connection_id, gain=2.0)).level_dbfs > -30
 
 
 @pytest.mark.parametrize("door", DOORS)
 async def test_outputs_stream_to_every_subscriber_and_end_on_close(
-    streams: StreamService, peer: Connect, door: Door
+    streams: AppStreams, peer: Connect, door: Door
 ) -> None:
     client = await peer(door)
     first = streams.subscribe(client.connection_id)
     second = streams.subscribe(client.connection_id)
 
     async with asyncio.timeout(10):
-        a = stats_from(await anext(aiter(first)))
-        b = stats_from(await anext(aiter(second)))
+        a = await anext(aiter(first))
+        b = await anext(aiter(second))
     assert a.frames == b.frames > 0
     latest = streams.latest_output(client.connection_id)
     assert latest is not None
@@ -84,13 +84,13 @@ async def test_outputs_stream_to_every_subscriber_and_end_on_close(
     await streams.close(client.connection_id)
 
     async with asyncio.timeout(5):
-        rest = [stats_from(item) async for item in first]
+        rest = [item async for item in first]
     assert all(s.frames > 0 for s in rest)
 
 
 @pytest.mark.parametrize("door", DOORS)
 async def test_close_removes_it_everywhere(
-    streams: StreamService, peer: Connect, door: Door
+    streams: AppStreams, peer: Connect, door: Door
 ) -> None:
     client = await peer(door)
 
@@ -104,7 +104,7 @@ async def test_close_removes_it_everywhere(
 
 
 @pytest.mark.parametrize("door", DOORS)
-async def test_client_closing_removes_it(streams: StreamService, peer: Connect, door: Door) -> None:
+async def test_client_closing_removes_it(streams: AppStreams, peer: Connect, door: Door) -> None:
     client = await peer(door)
 
     await client.close()
@@ -115,7 +115,7 @@ async def test_client_closing_removes_it(streams: StreamService, peer: Connect, 
 @pytest.mark.parametrize("door", DOORS)
 @pytest.mark.parametrize("closer", ["client", "server"])
 async def test_a_closed_connection_leaves_no_task_running(
-    streams: StreamService, peer: Connect, door: Door, closer: str
+    streams: AppStreams, peer: Connect, door: Door, closer: str
 ) -> None:
     """Nothing of a connection runs on once it is closed: a task left waiting on the handler
     would keep the handler, its track and the whole peer connection in memory."""
@@ -135,7 +135,7 @@ async def test_a_closed_connection_leaves_no_task_running(
 
 @pytest.mark.parametrize("door", DOORS)
 async def test_a_connection_closed_before_its_media_leaves_no_task_running(
-    streams: StreamService, http: httpx.AsyncClient, door: Door
+    streams: AppStreams, http: httpx.AsyncClient, door: Door
 ) -> None:
     before = asyncio.all_tasks()
     if not CLIENT_SENDS:
@@ -156,10 +156,10 @@ async def test_a_connection_closed_before_its_media_leaves_no_task_running(
     await wait_until(lambda: not asyncio.all_tasks() - before, within=5)
 
 
-async def test_unknown_ids_raise_and_create_nothing(streams: StreamService) -> None:
+async def test_unknown_ids_raise_and_create_nothing(streams: AppStreams) -> None:
     for call in (
         lambda: streams.get("nope"),
-        lambda: streams.set_input("nope", 1.0),
+        lambda: streams.set_input("nope", Input(gain=1.0)),
         lambda: streams.latest_output("nope"),
         lambda: streams.subscribe("nope"),
     ):
@@ -175,7 +175,7 @@ async def test_unknown_ids_raise_and_create_nothing(streams: StreamService) -> N
 
 
 async def test_trigger_response_needs_a_pause_detecting_handler(
-    streams: StreamService, peer: Connect
+    streams: AppStreams, peer: Connect
 ) -> None:
     client = await peer(DOORS[-1])
     with pytest.raises(ResponseNotSupportedError):
@@ -183,7 +183,7 @@ async def test_trigger_response_needs_a_pause_detecting_handler(
 
 
 async def test_one_concurrency_limit_for_both_doors(
-    streams: StreamService, peer: Connect, http: httpx.AsyncClient, settings: Settings
+    streams: AppStreams, peer: Connect, http: httpx.AsyncClient, settings: Settings
 ) -> None:
     assert settings.concurrency_limit == 4
     for n in range(4):
@@ -201,7 +201,7 @@ async def test_one_concurrency_limit_for_both_doors(
 
 @pytest.mark.parametrize(("first", "second"), [(a, b) for a in DOORS for b in DOORS])
 async def test_an_id_is_taken_once_whatever_the_door(
-    streams: StreamService,
+    streams: AppStreams,
     peer: Connect,
     http: httpx.AsyncClient,
     first: Door,
@@ -217,7 +217,7 @@ async def test_an_id_is_taken_once_whatever_the_door(
 
 
 async def test_input_before_media(
-    streams: StreamService, peer: Connect, http: httpx.AsyncClient
+    streams: AppStreams, peer: Connect, http: httpx.AsyncClient
 ) -> None:
     if not CLIENT_SENDS:
         # The app makes the media: an offer that does not ask for it is refused.
@@ -231,7 +231,7 @@ async def test_input_before_media(
 
     # The handler starts with the client's first track: there is nothing to give it to.
     with pytest.raises(ConnectionNotReadyError):
-        streams.set_input(client.connection_id, 1.0)
+        streams.set_input(client.connection_id, Input(gain=1.0))
     assert streams.latest_output(client.connection_id) is None
 
 

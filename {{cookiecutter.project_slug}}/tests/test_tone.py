@@ -11,22 +11,22 @@ import pytest
 from fastrtc import AdditionalOutputs
 
 from {{ cookiecutter.package_name }}.client import Door
-from {{ cookiecutter.package_name }}.handlers.io import SAMPLE_RATE, AudioFrame, stats_from
+from {{ cookiecutter.package_name }}.handlers.io import SAMPLE_RATE, AudioFrame, Input
 from {{ cookiecutter.package_name }}.handlers.tone import AMPLITUDE, STATS_EVERY, generate
-from {{ cookiecutter.package_name }}.services.streams import StreamService
+from {{ cookiecutter.package_name }}.media import AppStreams
 
-from .conftest import DOORS, Connect, next_stats
+from .conftest import DOORS, Connect, next_stats, stats_of
 
 
 def test_it_yields_the_tone_at_the_gain_with_stats_between() -> None:
-    sent = list(itertools.islice(generate(0.5), STATS_EVERY))
+    sent = list(itertools.islice(generate(Input(gain=0.5)), STATS_EVERY))
 
     assert all(isinstance(item[0], int) for item in sent[:-1])
     (rate, audio), outputs = cast(tuple[AudioFrame, AdditionalOutputs], sent[-1])
     assert rate == SAMPLE_RATE
     assert audio.shape == (1, 960)
     assert np.abs(audio).max() == pytest.approx(0.5 * AMPLITUDE * 32767, rel=0.01)
-    stats = stats_from(outputs)
+    stats = stats_of(outputs)
     assert (stats.frames, stats.gain) == (STATS_EVERY, 0.5)
 
 
@@ -45,13 +45,13 @@ async def test_the_tone_plays_at_once_without_any_input(peer: Connect, door: Doo
 
 
 @pytest.mark.parametrize("door", DOORS)
-async def test_every_new_gain_is_heard(streams: StreamService, peer: Connect, door: Door) -> None:
+async def test_every_new_gain_is_heard(streams: AppStreams, peer: Connect, door: Door) -> None:
     # fastrtc calls the generator once, with the first inputs: the layer starts it again.
     client = await peer(door)
     await client.wait_frames(10)
 
     for gain in (0.0, 2.0):
-        streams.set_input(client.connection_id, gain)
+        streams.set_input(client.connection_id, Input(gain=gain))
         assert (await next_stats(streams, client.connection_id, gain=gain)).gain == gain
         await client.wait_frames(25)
         level = client.last_level_dbfs

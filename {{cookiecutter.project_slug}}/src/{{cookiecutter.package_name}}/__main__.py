@@ -13,7 +13,7 @@ from fastapi import FastAPI
 
 from .api.limits import WEBSOCKET_MESSAGE_BYTES
 from .app import create_app
-from .services.streams import StreamService
+from .media import AppStreams
 from .settings import get_settings
 
 
@@ -23,7 +23,7 @@ class Server(uvicorn.Server):
 
     def __init__(self, config: uvicorn.Config, app: FastAPI, timeout: float) -> None:
         super().__init__(config)
-        self.streams: StreamService = app.state.streams
+        self.streams: AppStreams = app.state.streams
         self.timeout = timeout
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:

@@ -12,12 +12,12 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import RedirectResponse
 
 from .api import connections, errors, health, limits, metrics, offers
-from .handlers.io import Stats
+from .media import AppDirectory, build_stream, build_streams
 from .observability import configure_logging
-from .services.cluster import Connections, Replicas
-from .services.streams import StreamService
+{%- if cookiecutter.include_cluster %}
+from .services.cluster import Replicas
+{%- endif %}
 from .settings import Settings, get_settings
-from .stream import build_stream
 {%- if cookiecutter.include_ui %}
 from .ui import mount_ui
 {%- endif %}
@@ -29,34 +29,36 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     configure_logging(settings.log_level)
     stream = build_stream(settings)
-    streams = StreamService(stream, peer_timeout=settings.peer_timeout)
+    streams = build_streams(stream, settings)
+{%- if cookiecutter.include_cluster %}
     replicas = None
-    if settings.redis_url:  # cluster mode: see services/cluster.py
+    if settings.redis_url:  # cluster mode: see services/cluster/
         replicas = Replicas(
-            streams,
-            settings.redis_url,
-            replica=settings.replica_id,
-            ttl=settings.cluster_ttl,
-            output_model=Stats,
+            streams, settings.redis_url, replica=settings.replica_id, ttl=settings.cluster_ttl
         )
+{%- endif %}
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+{%- if cookiecutter.include_cluster %}
         if replicas is not None:
             await replicas.start()
+{%- endif %}
         yield
         # SIGTERM: uvicorn stops taking requests, then this closes every peer, API and UI.
         try:
             await asyncio.wait_for(streams.close_all(), settings.shutdown_timeout)
         except TimeoutError:
             logger.warning("shutdown: connections still open after %ss", settings.shutdown_timeout)
+{%- if cookiecutter.include_cluster %}
         if replicas is not None:
             await replicas.stop()  # leave the cluster at once
+{%- endif %}
 
     app = FastAPI(title=settings.title, lifespan=lifespan)
     app.state.settings = settings
     app.state.streams = streams
-    app.state.connections = Connections(streams, replicas)
+    app.state.directory = AppDirectory(streams{% if cookiecutter.include_cluster %}, replicas{% endif %})
     errors.install(app)
     app.add_middleware(limits.BoundBodies, limits=limits.body_limits(settings, stream))
     if settings.cors_origins:  # closed by default: no cross-origin access at all

@@ -6,7 +6,7 @@ import re
 from typing import cast
 
 import gradio as gr
-from fastapi import FastAPI, status
+from fastapi import FastAPI
 from fastrtc import Stream
 from gradio.route_utils import CustomCORSMiddleware
 from starlette.applications import Starlette
@@ -14,7 +14,7 @@ from starlette.middleware import Middleware
 from starlette.routing import Mount
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from .api.errors import ErrorBody, error_response
+from .api.errors import NotFoundError, error_response
 
 # When the page goes away, close its peer connections: the server then frees them at once
 # instead of after its peer timeout (a browser that just vanishes still takes that long).
@@ -63,8 +63,7 @@ class PageRoutesOnly:
         routes = PAGE_ROUTES.get(scope.get("method", ""))
         if scope["type"] == "http" and (routes is None or not routes.fullmatch(path)):
             detail = "the UI offers no such route: the app's API is documented at /docs"
-            body = ErrorBody(error="not_found", detail=detail)
-            await error_response(status.HTTP_404_NOT_FOUND, body)(scope, receive, send)
+            await error_response(NotFoundError(None, detail))(scope, receive, send)
             return
         await self.app(scope, receive, send)
 

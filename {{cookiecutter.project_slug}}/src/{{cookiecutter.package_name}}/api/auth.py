@@ -6,11 +6,11 @@ from __future__ import annotations
 import secrets
 from typing import Annotated
 
-from fastapi import Depends, Request, status
+from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from ..settings import Settings
-from .errors import ApiError
+from .errors import UnauthorizedError
 
 _bearer = HTTPBearer(auto_error=False, description="APP_ADMIN_TOKEN, when it is set")
 
@@ -26,12 +26,7 @@ def require_admin(
     expected = settings.admin_token.get_secret_value().encode()
     given = credentials.credentials.encode() if credentials is not None else b""
     if credentials is None or not secrets.compare_digest(given, expected):
-        raise ApiError(
-            status.HTTP_401_UNAUTHORIZED,
-            "unauthorized",
-            "this route needs 'Authorization: Bearer <APP_ADMIN_TOKEN>'",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
+        raise UnauthorizedError
 
 
 Admin = Depends(require_admin)

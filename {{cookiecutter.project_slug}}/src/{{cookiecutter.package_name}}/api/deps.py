@@ -4,22 +4,22 @@ from typing import Annotated, cast
 
 from fastapi import Depends, Path, Request
 
-from ..services.cluster import Connections
-from ..services.streams import CONNECTION_ID_PATTERN, StreamService
+from ..media import AppDirectory, AppStreams
+from ..services.streams import CONNECTION_ID_PATTERN
 
 
-def get_streams(request: Request) -> StreamService:
-    return cast(StreamService, request.app.state.streams)
+def get_streams(request: Request) -> AppStreams:
+    return cast(AppStreams, request.app.state.streams)
 
 
-def get_connections(request: Request) -> Connections:
-    return cast(Connections, request.app.state.connections)
+def get_directory(request: Request) -> AppDirectory:
+    return cast(AppDirectory, request.app.state.directory)
 
 
-Streams = Annotated[StreamService, Depends(get_streams)]
+StreamsDep = Annotated[AppStreams, Depends(get_streams)]
 """This process's connections."""
-AllConnections = Annotated[Connections, Depends(get_connections)]
-"""Every connection: this process's, and in cluster mode every replica's."""
+DirectoryDep = Annotated[AppDirectory, Depends(get_directory)]
+"""Every connection: this process's and, in cluster mode, every replica's."""
 
 ConnectionId = Annotated[
     str,

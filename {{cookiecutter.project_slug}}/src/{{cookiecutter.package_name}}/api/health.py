@@ -7,7 +7,7 @@ from typing import Literal
 from fastapi import APIRouter, Response, status
 from pydantic import BaseModel
 
-from .deps import Streams
+from .deps import StreamsDep
 
 router = APIRouter(tags=["health"])
 
@@ -33,7 +33,7 @@ async def health() -> Health:
     response_model=Readiness,
     responses={status.HTTP_503_SERVICE_UNAVAILABLE: {"model": Readiness}},
 )
-async def ready(streams: Streams, response: Response) -> Readiness:
+async def ready(streams: StreamsDep, response: Response) -> Readiness:
     """The app takes new connections: 503 while it is at its concurrency limit."""
     count = len(streams)
     full = count >= streams.concurrency_limit

@@ -19,7 +19,7 @@ from fastrtc import Stream
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..settings import Settings
-from .errors import ErrorBody, error_response
+from .errors import PayloadTooLargeError, error_response
 from .offers import MAX_OFFER_BYTES, OFFER_PATH
 {%- if cookiecutter.include_ui %}
 from .ui_calls import ComponentCalls, json_object
@@ -119,9 +119,7 @@ def _content_length(scope: Scope) -> int | None:
 
 
 def _too_large(limit: BodyLimit) -> JSONResponse:
-    detail = f"the body is over this route's limit of {limit.max_bytes} bytes"
-    body = ErrorBody(error="payload_too_large", detail=detail, limit=limit.max_bytes)
-    return error_response(status.HTTP_413_CONTENT_TOO_LARGE, body)
+    return error_response(PayloadTooLargeError(limit=limit.max_bytes))
 
 
 def _replay(body: bytes, receive: Receive) -> Receive:

@@ -10,15 +10,16 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from ..services.streams import Source, StreamService
+from ..media import AppStreams
+from ..services.streams import Source
 from .auth import Admin
-from .deps import Streams
+from .deps import StreamsDep
 
 router = APIRouter(tags=["health"])
 
 
 class StreamCollector(Collector):
-    def __init__(self, streams: StreamService) -> None:
+    def __init__(self, streams: AppStreams) -> None:
         self.streams = streams
 
     def collect(self) -> Iterator[Metric]:
@@ -54,7 +55,7 @@ class StreamCollector(Collector):
 
 
 @router.get("/metrics", dependencies=[Admin], response_class=Response)
-async def metrics(streams: Streams) -> Response:
+async def metrics(streams: StreamsDep) -> Response:
     """Prometheus metrics (needs the admin token when ``APP_ADMIN_TOKEN`` is set)."""
     registry = CollectorRegistry()
     registry.register(StreamCollector(streams))

@@ -11,8 +11,16 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, FastAPI
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..services.streams import CONNECTION_ID_PATTERN, MAX_SDP_BYTES, StreamService
-from .deps import Streams
+from ..media import AppStreams
+from ..services.streams import (
+    CONNECTION_ID_PATTERN,
+    MAX_SDP_BYTES,
+    ConnectionExistsError,
+    LimitReachedError,
+    OfferRefusedError,
+    UnknownConnectionError,
+)
+from .deps import DirectoryDep, StreamsDep
 from .errors import responses
 
 OFFER_PATH = "/webrtc/offer"
@@ -53,16 +61,23 @@ class Answer(BaseModel):
     OFFER_PATH,
     response_model=Answer,
     response_model_exclude_none=True,
-    responses=responses(400, 404, 409, 413, 429),
+    responses=responses(
+        OfferRefusedError, UnknownConnectionError, ConnectionExistsError, LimitReachedError
+    ),
 )
 async def offer(
-    body: Annotated[Offer | IceCandidate, Field(discriminator="type")], streams: Streams
+    body: Annotated[Offer | IceCandidate, Field(discriminator="type")],
+    streams: StreamsDep,
+    directory: DirectoryDep,
 ) -> dict[str, Any]:
-    """Offer a new connection (SDP answer back), or add a trickled ICE candidate."""
+    """Offer a new connection (SDP answer back), or add a trickled ICE candidate to one (on
+    whichever replica holds it, in cluster mode)."""
+    if isinstance(body, IceCandidate):
+        return await directory.add_candidate(body.webrtc_id, body.model_dump())
     return await streams.offer(body.model_dump())
 
 
-def mount(app: FastAPI, streams: StreamService) -> None:
+def mount(app: FastAPI, streams: AppStreams) -> None:
     """The doors of ``stream.mount`` this app keeps: this offer route in place of fastrtc's, and
     the websocket door through the layer's admission (the telephone doors are not mounted)."""
     app.include_router(router)

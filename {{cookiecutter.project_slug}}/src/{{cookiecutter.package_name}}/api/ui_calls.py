@@ -8,12 +8,16 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import status
 from fastapi.responses import JSONResponse
 from fastrtc import Stream
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
-from .errors import ErrorBody, error_response, invalid_request
+from .errors import (
+    InvalidRequestError,
+    UnknownComponentError,
+    UnknownFunctionError,
+    error_response,
+)
 from .offers import IceCandidate, Offer, WebRTCId
 
 MAX_NAME_CHARS = 64
@@ -58,23 +62,15 @@ class ComponentCalls:
         except ValidationError as exc:
             return _invalid(exc)
         if call.component_id != self.component_id:
-            return error_response(
-                status.HTTP_404_NOT_FOUND,
-                ErrorBody(
-                    error="unknown_component",
-                    detail=f"no component {call.component_id} takes calls: the UI's WebRTC "
-                    f"component is {self.component_id}",
-                ),
+            detail = (
+                f"no component {call.component_id} takes calls: the UI's WebRTC "
+                f"component is {self.component_id}"
             )
+            return error_response(UnknownComponentError(None, detail))
         data = WEBRTC_FUNCTIONS.get(call.fn_name)
         if data is None:
-            return error_response(
-                status.HTTP_404_NOT_FOUND,
-                ErrorBody(
-                    error="unknown_function",
-                    detail=f"the WebRTC component's functions are {', '.join(WEBRTC_FUNCTIONS)}",
-                ),
-            )
+            detail = f"the WebRTC component's functions are {', '.join(WEBRTC_FUNCTIONS)}"
+            return error_response(UnknownFunctionError(None, detail))
         try:
             data.validate_python(call.data)
         except ValidationError as exc:
@@ -98,9 +94,8 @@ def json_object(body: bytes) -> JSONResponse | None:
 
 
 def _invalid(exc: ValidationError, *where: str) -> JSONResponse:
-    return invalid_request(
-        [
-            {"loc": ["body", *where, *e["loc"]], "msg": e["msg"], "type": e["type"]}
-            for e in exc.errors()
-        ]
-    )
+    problems = [
+        {"loc": ["body", *where, *e["loc"]], "msg": e["msg"], "type": e["type"]}
+        for e in exc.errors()
+    ]
+    return error_response(InvalidRequestError(problems))

@@ -13,6 +13,7 @@ from fastrtc import AdditionalOutputs, AsyncAudioVideoStreamHandler
 from fastrtc.tracks import EmitType
 
 from .io import (
+    DEFAULT_INPUT,
     SAMPLE_RATE,
     AudioFrame,
     Input,
@@ -30,6 +31,9 @@ VIDEO_BACKLOG = 2
 
 
 class AudioVideoEcho(AsyncAudioVideoStreamHandler):
+    input: Input = DEFAULT_INPUT
+    """This connection's input: the layer sets it when the UI's controls or the API change it."""
+
     def __init__(self) -> None:
         super().__init__(
             expected_layout="mono", output_sample_rate=SAMPLE_RATE, input_sample_rate=SAMPLE_RATE
@@ -41,13 +45,9 @@ class AudioVideoEcho(AsyncAudioVideoStreamHandler):
     def copy(self) -> AudioVideoEcho:
         return AudioVideoEcho()
 
-    def current_input(self) -> Input:
-        """The last input set on this connection (by the UI's slider or the API)."""
-        return Input.from_args(self.latest_args)
-
     async def receive(self, frame: AudioFrame) -> None:
         rate, audio = frame
-        await self._audio.put((rate, apply_gain(audio, self.current_input().gain)))
+        await self._audio.put((rate, apply_gain(audio, self.input.gain)))
 
     async def emit(self) -> EmitType:
         rate, audio = await self._audio.get()
@@ -55,14 +55,14 @@ class AudioVideoEcho(AsyncAudioVideoStreamHandler):
         if self._count % STATS_EVERY:
             return (rate, audio)
         stats = Stats(
-            frames=self._count, level_dbfs=level_dbfs(audio), gain=self.current_input().gain
+            frames=self._count, level_dbfs=level_dbfs(audio), gain=self.input.gain
         )
         return ((rate, audio), AdditionalOutputs(stats))
 
     async def video_receive(self, frame: VideoFrame) -> None:  # type: ignore[override]
         if self._video.full():
             self._video.get_nowait()
-        self._video.put_nowait(apply_brightness(frame, self.current_input().gain))
+        self._video.put_nowait(apply_brightness(frame, self.input.gain))
 
     async def video_emit(self) -> VideoFrame:
         return await self._video.get()

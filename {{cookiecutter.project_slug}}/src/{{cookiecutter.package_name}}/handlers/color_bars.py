@@ -1,6 +1,6 @@
 """The default handler for video the server sends: moving color bars, at the connection's gain.
 
-fastrtc calls ``generate`` once per connection with the inputs in force (the layer starts it
+fastrtc calls ``generate`` once per connection with its ``Input`` (the layer starts it
 again when they change) and shows what it yields, one image per frame (30 a second);
 ``Stats`` beside an image reach the UI and the API's outputs. Replace the bars with your own
 source (a camera, a renderer, ...).
@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from fastrtc import AdditionalOutputs
 
-from .io import Input, Stats, VideoFrame, apply_brightness, brightness_dbfs
+from .io import DEFAULT_INPUT, Input, Stats, VideoFrame, apply_brightness, brightness_dbfs
 
 WIDTH, HEIGHT = 320, 240
 STATS_EVERY = 15
@@ -33,12 +33,14 @@ def color_bars(shift: int) -> VideoFrame:
     return np.ascontiguousarray(np.broadcast_to(BARS[columns], (HEIGHT, WIDTH, 3)))
 
 
-def generate(*inputs: Any) -> Iterator[VideoFrame | tuple[VideoFrame, AdditionalOutputs]]:
-    """The bars, one image per call, scaled by the gain in ``inputs`` (the ``Input`` fields).
+def generate(
+    value: Input = DEFAULT_INPUT,
+) -> Iterator[VideoFrame | tuple[VideoFrame, AdditionalOutputs]]:
+    """The bars, one image per call, scaled by the connection's gain.
 
     fastrtc paces the calls itself (on its event loop: do not block here).
     """
-    gain = Input.from_inputs(inputs).gain
+    gain = value.gain
     for count in itertools.count(1):
         image = apply_brightness(color_bars(4 * count), gain)
         if count % STATS_EVERY:

@@ -15,7 +15,7 @@ import numpy.typing as npt
 from fastrtc import AdditionalOutputs, AsyncStreamHandler
 from fastrtc.tracks import EmitType
 
-from .io import SAMPLE_RATE, AudioFrame, Input, Stats, apply_gain, level_dbfs
+from .io import DEFAULT_INPUT, SAMPLE_RATE, AudioFrame, Input, Stats, apply_gain, level_dbfs
 
 STATS_EVERY = 25
 """Frames between two ``Stats`` outputs (twice a second)."""
@@ -45,6 +45,9 @@ MODEL = Model()
 class CustomHandler(AsyncStreamHandler):
     """One connection's handler: fastrtc makes one per connection with ``copy``."""
 
+    input: Input = DEFAULT_INPUT
+    """This connection's input: the layer sets it when the UI's controls or the API change it."""
+
     def __init__(self, model: Model) -> None:
         super().__init__(
             expected_layout="mono", output_sample_rate=SAMPLE_RATE, input_sample_rate=SAMPLE_RATE
@@ -58,7 +61,7 @@ class CustomHandler(AsyncStreamHandler):
 
     async def receive(self, frame: AudioFrame) -> None:
         rate, audio = frame
-        inputs = Input.from_args(self.latest_args)  # the UI's controls or the API's input
+        inputs = self.input  # the UI's controls or the API's input
         reply = await asyncio.to_thread(self.model.process, audio, inputs)
         await self._replies.put((rate, reply))
 
@@ -68,7 +71,7 @@ class CustomHandler(AsyncStreamHandler):
         if self._count % STATS_EVERY:
             return (rate, audio)
         # TODO: report what your users should see; change ``Stats`` in io.py to match.
-        gain = Input.from_args(self.latest_args).gain
+        gain = self.input.gain
         stats = Stats(frames=self._count, level_dbfs=level_dbfs(audio), gain=gain)
         return ((rate, audio), AdditionalOutputs(stats))
 

@@ -11,13 +11,16 @@ import asyncio
 from fastrtc import AdditionalOutputs, AsyncStreamHandler
 from fastrtc.tracks import EmitType
 
-from .io import SAMPLE_RATE, AudioFrame, Input, Stats, apply_gain, level_dbfs
+from .io import DEFAULT_INPUT, SAMPLE_RATE, AudioFrame, Input, Stats, apply_gain, level_dbfs
 
 STATS_EVERY = 25
 """Frames between two stats outputs (aiortc frames are 20 ms: twice a second)."""
 
 
 class EchoHandler(AsyncStreamHandler):
+    input: Input = DEFAULT_INPUT
+    """This connection's input: the layer sets it when the UI's controls or the API change it."""
+
     def __init__(self) -> None:
         super().__init__(
             expected_layout="mono", output_sample_rate=SAMPLE_RATE, input_sample_rate=SAMPLE_RATE
@@ -28,22 +31,16 @@ class EchoHandler(AsyncStreamHandler):
     def copy(self) -> EchoHandler:
         return EchoHandler()
 
-    def current_input(self) -> Input:
-        """The last input set on this connection (by the UI's slider or the API)."""
-        return Input.from_args(self.latest_args)
-
     async def receive(self, frame: AudioFrame) -> None:
         rate, audio = frame
-        await self._frames.put((rate, apply_gain(audio, self.current_input().gain)))
+        await self._frames.put((rate, apply_gain(audio, self.input.gain)))
 
     async def emit(self) -> EmitType:
         rate, audio = await self._frames.get()
         self._count += 1
         if self._count % STATS_EVERY:
             return (rate, audio)
-        stats = Stats(
-            frames=self._count, level_dbfs=level_dbfs(audio), gain=self.current_input().gain
-        )
+        stats = Stats(frames=self._count, level_dbfs=level_dbfs(audio), gain=self.input.gain)
         return ((rate, audio), AdditionalOutputs(stats))
 
 

@@ -1,21 +1,18 @@
 """The handler's typed contract: what a client may set (``Input``) and what it reports (``Stats``).
 
-The API's input route, the UI's controls and the tests all speak these models. When you bring
-your own model, change them here and the rest of the app follows.
+The API's input route, the UI's controls, the layer and the tests all speak these models: the
+layer hands a handler its connection's ``Input`` (a stream handler reads ``self.input``, a
+function gets it as an argument) and takes its ``Stats`` from ``AdditionalOutputs(stats)``.
+When you bring your own model, change them here and the rest of the app follows.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from fastrtc import AdditionalOutputs
-from pydantic import BaseModel, Field, ValidationError
-
-from ..services.streams import handler_inputs
+from pydantic import BaseModel, ConfigDict, Field
 
 AudioFrame = tuple[int, npt.NDArray[np.int16]]
 """Audio as fastrtc hands it over: ``(sample_rate, samples)``."""
@@ -29,6 +26,8 @@ SAMPLE_RATE = 48_000
 class Input(BaseModel):
     """What a client may change while connected."""
 
+    model_config = ConfigDict(frozen=True)
+
     gain: float = Field(
         default=1.0,
         ge=0.0,
@@ -36,18 +35,9 @@ class Input(BaseModel):
         description="Factor of the audio's volume, the video's brightness.",
     )
 
-    @classmethod
-    def from_inputs(cls, inputs: Sequence[Any]) -> Input:
-        """The input from the UI controls' values, in field order; defaults if they are invalid."""
-        try:
-            return cls(**dict(zip(cls.model_fields, inputs, strict=False)))
-        except ValidationError:
-            return cls()
 
-    @classmethod
-    def from_args(cls, latest_args: Sequence[Any]) -> Input:
-        """The input last set on a handler (``handler.latest_args``)."""
-        return cls.from_inputs(handler_inputs(latest_args))
+DEFAULT_INPUT = Input()
+"""The input of a connection until a client sets one."""
 
 
 class Stats(BaseModel):
@@ -83,11 +73,3 @@ def brightness_dbfs(image: VideoFrame) -> float:
 def apply_brightness(image: VideoFrame, gain: float) -> VideoFrame:
     """``image`` with every pixel scaled by ``gain``, clipped to 8 bits."""
     return np.asarray(np.clip(image * np.float32(gain), 0, 255), dtype=np.uint8)
-
-
-def stats_from(outputs: AdditionalOutputs) -> Stats:
-    """The ``Stats`` a handler put in its additional output."""
-    (stats,) = outputs.args
-    if not isinstance(stats, Stats):
-        raise TypeError(f"expected Stats, got {type(stats).__name__}")
-    return stats

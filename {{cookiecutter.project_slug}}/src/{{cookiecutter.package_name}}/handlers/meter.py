@@ -12,13 +12,16 @@ import asyncio
 
 from fastrtc import AdditionalOutputs, AsyncStreamHandler
 
-from .io import SAMPLE_RATE, AudioFrame, Input, Stats, apply_gain, level_dbfs
+from .io import DEFAULT_INPUT, SAMPLE_RATE, AudioFrame, Input, Stats, apply_gain, level_dbfs
 
 STATS_EVERY = 25
 """Frames between two stats outputs (aiortc frames are 20 ms: twice a second)."""
 
 
 class MeterHandler(AsyncStreamHandler):
+    input: Input = DEFAULT_INPUT
+    """This connection's input: the layer sets it when the UI's controls or the API change it."""
+
     def __init__(self) -> None:
         super().__init__(
             expected_layout="mono", output_sample_rate=SAMPLE_RATE, input_sample_rate=SAMPLE_RATE
@@ -29,15 +32,11 @@ class MeterHandler(AsyncStreamHandler):
     def copy(self) -> MeterHandler:
         return MeterHandler()
 
-    def current_input(self) -> Input:
-        """The last input set on this connection (by the UI's slider or the API)."""
-        return Input.from_args(self.latest_args)
-
     async def receive(self, frame: AudioFrame) -> None:
         _, audio = frame
         self._count += 1
         if self._count % STATS_EVERY == 0:
-            gain = self.current_input().gain
+            gain = self.input.gain
             level = level_dbfs(apply_gain(audio, gain))
             await self._stats.put(Stats(frames=self._count, level_dbfs=level, gain=gain))
 

@@ -22,7 +22,7 @@ from fastrtc.pause_detection import PauseDetectionModel
 from fastrtc.tracks import EmitType
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from .io import SAMPLE_RATE, AudioFrame, Input, Stats, apply_gain, level_dbfs
+from .io import DEFAULT_INPUT, SAMPLE_RATE, AudioFrame, Input, Stats, apply_gain, level_dbfs
 
 FRAME_SECONDS = 0.02
 """The reply is sent in 20 ms frames, as aiortc sends audio."""
@@ -79,13 +79,12 @@ def pause_detector(name: PauseDetector) -> PauseDetectionModel:
         ) from exc
 
 
-def reply(audio: AudioFrame, *args: Any) -> Generator[EmitType]:
-    """Say back what was said (its loud parts), scaled by the connection's gain.
-
-    ``args`` are the UI's values: the connection, then the ``Input`` fields in order.
-    """
+def reply(
+    audio: AudioFrame, connection_id: str = "", value: Input = DEFAULT_INPUT
+) -> Generator[EmitType]:
+    """Say back what was said (its loud parts), scaled by the connection's gain."""
     rate, samples = audio
-    gain = Input.from_inputs(args[1:]).gain
+    gain = value.gain
     size = int(rate * FRAME_SECONDS)
     samples = samples.reshape(-1)
     frames = samples[: samples.size // size * size].reshape(-1, size)

@@ -1,6 +1,6 @@
 """The default handler for audio the server sends: a 440 Hz tone, at the connection's gain.
 
-fastrtc calls ``generate`` once per connection with the inputs in force (the layer starts it
+fastrtc calls ``generate`` once per connection with its ``Input`` (the layer starts it
 again when they change) and plays what it yields; ``Stats`` beside a frame reach the UI and
 the API's outputs. Replace the tone with your own source (text to speech, a stream, ...).
 """
@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 from fastrtc import AdditionalOutputs
 
-from .io import SAMPLE_RATE, AudioFrame, Input, Stats, apply_gain, level_dbfs
+from .io import DEFAULT_INPUT, SAMPLE_RATE, AudioFrame, Input, Stats, apply_gain, level_dbfs
 
 HZ = 440.0
 AMPLITUDE = 0.3
@@ -27,14 +27,16 @@ STATS_EVERY = 25
 """Frames between two stats outputs (twice a second)."""
 
 
-def generate(*inputs: Any) -> Iterator[AudioFrame | tuple[AudioFrame, AdditionalOutputs]]:
-    """The tone, 20 ms at a time and in real time, scaled by the gain in ``inputs``.
+def generate(
+    value: Input = DEFAULT_INPUT,
+) -> Iterator[AudioFrame | tuple[AudioFrame, AdditionalOutputs]]:
+    """The tone, 20 ms at a time and in real time, scaled by the connection's gain.
 
-    ``inputs`` are the ``Input`` fields in order. fastrtc runs this in a worker thread, so it
+    fastrtc runs this in a worker thread, so it
     may block: it sleeps to keep pace with real time, not ahead of it, since fastrtc buffers
     whatever is made (without limit) and a new gain would wait behind it.
     """
-    gain = Input.from_inputs(inputs).gain
+    gain = value.gain
     start = time.monotonic()
     for count in itertools.count(1):
         due = start + (count - 1) * FRAME_SAMPLES / SAMPLE_RATE

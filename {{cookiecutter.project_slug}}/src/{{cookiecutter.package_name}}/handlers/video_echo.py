@@ -1,6 +1,6 @@
 """The default handler for video both ways: sends each image back, its brightness scaled by a gain.
 
-fastrtc calls the handler with every image a connection sends, then the inputs in force, and
+fastrtc calls the handler with every image a connection sends, then its ``Input``, and
 sends back what it returns; ``Stats`` beside an image reach the UI and the API's outputs. The
 layer gives each connection its own ``copy`` (fastrtc would share one between all), so the
 handler may keep per-connection state such as its frame count. Replace it with your model and
@@ -13,7 +13,7 @@ from typing import Any
 
 from fastrtc import AdditionalOutputs
 
-from .io import Input, Stats, VideoFrame, apply_brightness, brightness_dbfs
+from .io import DEFAULT_INPUT, Input, Stats, VideoFrame, apply_brightness, brightness_dbfs
 
 STATS_EVERY = 15
 """Frames between two stats outputs (twice a second at 30 frames a second)."""
@@ -27,10 +27,10 @@ class VideoEcho:
         return VideoEcho()
 
     def __call__(
-        self, image: VideoFrame, *inputs: Any
+        self, image: VideoFrame, value: Input = DEFAULT_INPUT
     ) -> VideoFrame | tuple[VideoFrame, AdditionalOutputs]:
-        """What to send back for ``image``; ``inputs`` are the ``Input`` fields in order."""
-        gain = Input.from_inputs(inputs).gain
+        """What to send back for ``image``, at the connection's gain."""
+        gain = value.gain
         reply = apply_brightness(image, gain)
         self.frames += 1
         if self.frames % STATS_EVERY:

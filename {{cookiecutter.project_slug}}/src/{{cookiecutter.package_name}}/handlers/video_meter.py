@@ -13,7 +13,7 @@ from typing import Any
 
 from fastrtc import AdditionalOutputs
 
-from .io import Input, Stats, VideoFrame, apply_brightness, brightness_dbfs
+from .io import DEFAULT_INPUT, Input, Stats, VideoFrame, apply_brightness, brightness_dbfs
 
 STATS_EVERY = 15
 """Frames between two stats outputs (twice a second at 30 frames a second)."""
@@ -26,12 +26,12 @@ class VideoMeter:
     def copy(self) -> VideoMeter:
         return VideoMeter()
 
-    def __call__(self, image: VideoFrame, *inputs: Any) -> AdditionalOutputs | None:
-        """What ``image`` is worth reporting; ``inputs`` are the ``Input`` fields in order."""
+    def __call__(self, image: VideoFrame, value: Input = DEFAULT_INPUT) -> AdditionalOutputs | None:
+        """What ``image`` is worth reporting, at the connection's gain."""
         self.frames += 1
         if self.frames % STATS_EVERY:
             return None
-        gain = Input.from_inputs(inputs).gain
+        gain = value.gain
         level = brightness_dbfs(apply_brightness(image, gain))
         return AdditionalOutputs(Stats(frames=self.frames, level_dbfs=level, gain=gain))
 
