@@ -156,6 +156,13 @@ def assert_suite_passes(target: str, project: Path, report: Path) -> dict[str, i
 
 
 @pytest.fixture(scope="session")
+def mypy_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One mypy cache for the projects this process lints, one after another: the libraries'
+    types are checked once, not once a project (mypy still checks each project's own code)."""
+    return tmp_path_factory.mktemp("mypy-cache")
+
+
+@pytest.fixture(scope="session")
 def default_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The default project, baked and with its locked environment installed."""
     project = bake(tmp_path_factory.mktemp("default"))

@@ -163,8 +163,8 @@ def test_lock_matches_the_project(default_project: Path) -> None:
     run([UV, "lock", "--check"], cwd=default_project)
 
 
-def test_lint_and_types_are_clean(default_project: Path) -> None:
-    result = make("lint", default_project)
+def test_lint_and_types_are_clean(default_project: Path, mypy_cache: Path) -> None:
+    result = make("lint", default_project, MYPY_CACHE_DIR=str(mypy_cache))
     assert "All checks passed!" in result.stdout
     assert "Success: no issues found" in result.stdout
 
