@@ -26,11 +26,14 @@ from {{ cookiecutter.package_name }}.media import AppStreams
 from {{ cookiecutter.package_name }}.settings import Settings
 
 Connect = Callable[..., Awaitable[Peer]]
+pytest_plugins = [
+    "tests.doors_support",
 {%- if cookiecutter.include_cluster %}
-
-pytest_plugins = ["tests.cluster_support"]
-"""Cluster mode's fixtures (a real redis-server, replicas sharing it), for its tests."""
+    "tests.cluster_support",
 {%- endif %}
+]
+"""Fixtures of some tests only: the doors tests' server{% if cookiecutter.include_cluster %}, and cluster mode's (a real redis-server,
+replicas sharing it){% endif %}."""
 
 DOORS = [Door.API{% if cookiecutter.include_ui %}, Door.UI{% endif %}]
 """The ways in which this app takes connections: every test of the layer goes through each."""

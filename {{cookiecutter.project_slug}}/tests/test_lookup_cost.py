@@ -18,12 +18,12 @@ import pytest
 from aiortc import RTCPeerConnection
 from fastrtc.websocket import WebSocketHandler
 
+from {{ cookiecutter.package_name }}.media import AppStreams, build_stream, build_streams
 from {{ cookiecutter.package_name }}.services.streams import (
     Source,
     UnknownConnectionError,
 )
 from {{ cookiecutter.package_name }}.settings import Settings
-from {{ cookiecutter.package_name }}.media import AppStreams, build_stream, build_streams
 
 SMALL, LARGE = 10, 10_000
 MAX_RATIO = 10.0

@@ -89,9 +89,7 @@ async def test_outputs_stream_to_every_subscriber_and_end_on_close(
 
 
 @pytest.mark.parametrize("door", DOORS)
-async def test_close_removes_it_everywhere(
-    streams: AppStreams, peer: Connect, door: Door
-) -> None:
+async def test_close_removes_it_everywhere(streams: AppStreams, peer: Connect, door: Door) -> None:
     client = await peer(door)
 
     await streams.close(client.connection_id)

@@ -13,7 +13,6 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from fastapi import status
 from fastapi.responses import JSONResponse
 from fastrtc import Stream
 from starlette.types import ASGIApp, Message, Receive, Scope, Send

@@ -6,6 +6,7 @@ clean-up, and ``Directory`` extends that to every replica in cluster mode. ``_fa
 every fastrtc workaround (the README's table lists them).
 """
 
+from ._websocket import WEBSOCKET_PATH
 from .directory import Directory, run_here
 from .errors import (
     ERRORS,
@@ -28,7 +29,6 @@ from .interface import (
     OtherReplicas,
     Source,
 )
-from ._websocket import WEBSOCKET_PATH
 from .service import MAX_MEDIA_SECTIONS, MAX_SDP_BYTES, StreamService
 
 __all__ = [
