@@ -20,7 +20,7 @@ import httpx
 import pytest
 import redis.asyncio as redis
 
-from {{ cookiecutter.package_name }}.client import Door, Peer, connect
+from {{ cookiecutter.package_name }}.client import Door, Peer, connect, wait_until
 
 from .conftest import MEDIA, SPEECH, serve
 
@@ -135,6 +135,17 @@ async def peers() -> AsyncIterator[list[Peer]]:
     yield opened
     for peer in opened:
         await peer.close()
+
+
+@pytest.fixture
+async def on_a(https: tuple[httpx.AsyncClient, httpx.AsyncClient], peers: list[Peer]) -> Peer:
+    """A peer of the ``cluster``'s replica ``a``, connected, once ``b`` lists it too."""
+    http_a, http_b = https
+    peer = await open_peer(http_a)
+    peers.append(peer)
+    await peer.wait_connected()
+    await wait_until(lambda: listed_on(http_b, peer.connection_id), within=TTL + 2)
+    return peer
 
 
 async def open_peer(http: httpx.AsyncClient, door: Door = Door.API, **kwargs: Any) -> Peer:

@@ -30,13 +30,9 @@ def outcome(response: httpx.Response) -> tuple[int, str | None]:
 
 
 async def test_the_holders_errors_come_back_through_another_replica_as_they_were_raised(
-    https: tuple[httpx.AsyncClient, httpx.AsyncClient], store: redis.Redis, peers: list[Peer]
+    https: tuple[httpx.AsyncClient, httpx.AsyncClient], store: redis.Redis, on_a: Peer
 ) -> None:
     http_a, http_b = https
-    on_a = await open_peer(http_a)
-    peers.append(on_a)
-    await on_a.wait_connected()
-    await wait_until(lambda: listed_on(http_b, on_a.connection_id), within=TTL + 2)
 
     # Whatever a's layer answers, b answers alike (a handler that cannot respond: 409).
     response = f"/connections/{on_a.connection_id}/response"
@@ -53,14 +49,9 @@ async def test_the_holders_errors_come_back_through_another_replica_as_they_were
 
 
 async def test_a_lookup_by_id_reads_that_id_alone(
-    https: tuple[httpx.AsyncClient, httpx.AsyncClient], store: redis.Redis, peers: list[Peer]
+    https: tuple[httpx.AsyncClient, httpx.AsyncClient], store: redis.Redis, on_a: Peer
 ) -> None:
-    http_a, http_b = https
-    on_a = await open_peer(http_a)
-    peers.append(on_a)
-    await on_a.wait_connected()
-    await wait_until(lambda: listed_on(http_b, on_a.connection_id), within=TTL + 2)
-
+    _, http_b = https
     await store.config_resetstat()
     found = await http_b.get(f"/connections/{on_a.connection_id}")
     commands = await store.info("commandstats")
