@@ -7,20 +7,18 @@ import asyncio
 import base64
 import json
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 
 import httpx
 import pytest
 from websockets.asyncio.client import ClientConnection
+from websockets.asyncio.client import connect as websocket_connect
 from websockets.exceptions import ConnectionClosed
 
-from {{ cookiecutter.package_name }}.client import (
-    wait_until,
-)
-from {{ cookiecutter.package_name }}.services.streams import (
-    WEBSOCKET_PATH,
-)
+from {{ cookiecutter.package_name }}.client import Door, Peer, connect, wait_until
+from {{ cookiecutter.package_name }}.services.streams import WEBSOCKET_PATH
 
-from .conftest import serve
+from .conftest import MEDIA, SPEECH, serve
 
 LIMIT = 4
 TOKEN = "doors-admin-token"
@@ -30,7 +28,7 @@ POLICY_VIOLATION = 1008
 
 
 @pytest.fixture(scope="module")
-def doors_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def app_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The app with a small limit, the admin token set and a short peer timeout."""
     log = tmp_path_factory.mktemp("doors") / "server.log"
     with serve(
@@ -43,9 +41,9 @@ def doors_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture
-async def doors_http(doors_server: str) -> AsyncIterator[httpx.AsyncClient]:
+async def admin(app_url: str) -> AsyncIterator[httpx.AsyncClient]:
     """A client of the server; what a test leaves open is closed after it."""
-    async with httpx.AsyncClient(base_url=doors_server, timeout=20, headers=ADMIN) as client:
+    async with httpx.AsyncClient(base_url=app_url, timeout=20, headers=ADMIN) as client:
         yield client
         for connection in (await client.get("/connections")).json():
             await client.delete(f"/connections/{connection['id']}")
@@ -85,6 +83,14 @@ def start(connection_id: str) -> str:
     return json.dumps({"event": "start", "websocket_id": connection_id})
 
 
+@asynccontextmanager
+async def started(app_url: str, connection_id: str) -> AsyncIterator[ClientConnection]:
+    """A socket on the websocket door that has sent its ``start``."""
+    async with websocket_connect(websocket_url(app_url)) as socket:
+        await socket.send(start(connection_id))
+        yield socket
+
+
 SILENCE = json.dumps(
     {"event": "media", "media": {"payload": base64.b64encode(b"\xff" * 160).decode()}}
 )
@@ -107,3 +113,10 @@ async def refusal_of(socket: ClientConnection) -> str:
         message = json.loads(await socket.recv())
     assert message["status"] == "failed", message
     return str(message["meta"]["error"])
+
+
+async def connected_page(admin: httpx.AsyncClient) -> Peer:
+    """A peer through the UI's door, as a page connects, once it is connected."""
+    peer = await connect(admin, Door.UI, speech=SPEECH, **MEDIA)
+    await peer.wait_connected()
+    return peer

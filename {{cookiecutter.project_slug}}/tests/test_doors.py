@@ -37,6 +37,7 @@ from .conftest import DOORS, MEDIA, SPEECH, WEBSOCKET, listen, queue_messages
 from .doors_support import (
     LIMIT,
     PEER_TIMEOUT,
+    connected_page,
     count,
     listed,
     start,
@@ -47,15 +48,13 @@ from .doors_support import (
 pytestmark = pytest.mark.timeout(120)
 
 
-async def test_the_telephone_doors_are_not_mounted(
-    doors_http: httpx.AsyncClient, doors_server: str
-) -> None:
+async def test_the_telephone_doors_are_not_mounted(admin: httpx.AsyncClient, app_url: str) -> None:
     # Defect: they were mounted, ungated and outside the limit; one answered a plain 500.
-    incoming = await doors_http.post("/telephone/incoming", content=b"CallSid=x")
+    incoming = await admin.post("/telephone/incoming", content=b"CallSid=x")
     assert incoming.status_code == 404
     assert incoming.json()["error"] == "not_found"
     with pytest.raises(InvalidStatus):
-        async with websocket_connect(websocket_url(doors_server, "/telephone/handler")):
+        async with websocket_connect(websocket_url(app_url, "/telephone/handler")):
             pass
 
 
@@ -75,22 +74,22 @@ async def test_the_telephone_doors_are_not_mounted(
     ],
 )
 async def test_gradio_routes_the_page_does_not_use_are_not_mounted(
-    doors_http: httpx.AsyncClient, method: str, path: str
+    admin: httpx.AsyncClient, method: str, path: str
 ) -> None:
     # Defect: each was a door around the layer (one answered 500 on any body).
-    response = await doors_http.request(method, path, json={"data": []})
+    response = await admin.request(method, path, json={"data": []})
     assert response.status_code == 404, response.text
     assert response.json()["error"] == "not_found"
 
 
 @pytest.mark.ui_door
-async def test_gradio_s_websocket_route_is_not_mounted(doors_server: str) -> None:
+async def test_gradio_s_websocket_route_is_not_mounted(app_url: str) -> None:
     with pytest.raises(InvalidStatus):
-        async with websocket_connect(websocket_url(doors_server, "/ui/gradio_api/stream/0")):
+        async with websocket_connect(websocket_url(app_url, "/ui/gradio_api/stream/0")):
             pass
 
 
-# -- offers that cost the doors_server more than a peer needs ------------------------------------
+# -- offers that cost the app_url more than a peer needs ------------------------------------
 
 SECTIONS = 2 * MAX_MEDIA_SECTIONS
 
@@ -106,7 +105,7 @@ def with_many_sections(sdp: str, count: int) -> str:
 
 @pytest.mark.parametrize("door", DOORS)
 async def test_an_offer_with_many_media_sections_is_refused_at_once(
-    doors_http: httpx.AsyncClient, door: Door
+    admin: httpx.AsyncClient, door: Door
 ) -> None:
     # Defect: 3,000 bundled audio sections through the UI door took 7.4 s of the event loop.
     pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
@@ -121,24 +120,24 @@ async def test_an_offer_with_many_media_sections_is_refused_at_once(
 
     async with asyncio.timeout(1):
         if door is Door.API:
-            reply = (await doors_http.post("/webrtc/offer", json=offer)).json()
+            reply = (await admin.post("/webrtc/offer", json=offer)).json()
         else:
             body = {
                 "data": offer,
-                "component_id": await ui_component_id(doors_http),
+                "component_id": await ui_component_id(admin),
                 "fn_name": "offer",
                 "session_hash": secrets.token_hex(8),
             }
-            reply = (await doors_http.post("/ui/gradio_api/component_server/", json=body)).json()
+            reply = (await admin.post("/ui/gradio_api/component_server/", json=body)).json()
     assert OfferRefused(0, reply).reason == "invalid_offer", reply
-    assert await count(doors_http) == 0
+    assert await count(admin) == 0
 
 
 # -- a peer that never connects ----------------------------------------------------------
 
 
 async def test_a_peer_that_never_connects_is_freed_after_the_peer_timeout(
-    doors_http: httpx.AsyncClient,
+    admin: httpx.AsyncClient,
 ) -> None:
     # Defect: its slot was held for fastrtc's fixed 30 s.
     pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
@@ -148,23 +147,21 @@ async def test_a_peer_that_never_connects_is_freed_after_the_peer_timeout(
             pc.addTransceiver(kind, direction=MEDIA["direction"])
     await pc.setLocalDescription(await pc.createOffer())
     offer = {"type": "offer", "sdp": pc.localDescription.sdp, "webrtc_id": new_connection_id()}
-    await pc.close()  # the answer is never applied: nothing answers the doors_server's checks
-    response = await doors_http.post("/webrtc/offer", json=offer)
+    await pc.close()  # the answer is never applied: nothing answers the app_url's checks
+    response = await admin.post("/webrtc/offer", json=offer)
     assert response.status_code == 200, response.text
-    assert await count(doors_http) == 1
-    await wait_for_count(doors_http, 0, within=PEER_TIMEOUT + 2)
+    assert await count(admin) == 1
+    await wait_for_count(admin, 0, within=PEER_TIMEOUT + 2)
 
 
 # -- Gradio's queue API --------------------------------------------------------------------
 
 
-async def queue_message(
-    doors_http: httpx.AsyncClient, session: str, kind: str, count: int = 1
-) -> None:
+async def queue_message(admin: httpx.AsyncClient, session: str, kind: str, count: int = 1) -> None:
     """Wait, 10 s at most, until the session's queue stream has sent ``count`` of ``kind``."""
     seen = 0
     async with asyncio.timeout(10):
-        async for message in queue_messages(doors_http, session):
+        async for message in queue_messages(admin, session):
             seen += message.get("msg") == kind
             if seen == count:
                 return
@@ -173,44 +170,42 @@ async def queue_message(
 
 @pytest.mark.ui_door
 async def test_output_listeners_for_no_live_connection_end_at_once(
-    doors_http: httpx.AsyncClient,
+    admin: httpx.AsyncClient,
 ) -> None:
     # Defect: each looped forever in fastrtc's output_stream, holding one of the listener's
     # slots, so real pages got no outputs long after the attacker left.
-    closed = await connect(doors_http, Door.UI, speech=SPEECH, **MEDIA)
-    await closed.wait_connected()
+    closed = await connected_page(admin)
     await closed.close()
-    await wait_for_count(doors_http, 0)
+    await wait_for_count(admin, 0)
     session = secrets.token_hex(8)
     bogus = [closed.connection_id] + [f"bogus-{n}" for n in range(2 * LIMIT)] + ["x" * 5000]
     for connection_id in bogus:
-        await listen(doors_http, connection_id, session)
-    await queue_message(doors_http, session, "process_completed", count=len(bogus))
+        await listen(admin, connection_id, session)
+    await queue_message(admin, session, "process_completed", count=len(bogus))
 
-    peer = await connect(doors_http, Door.UI, speech=SPEECH, **MEDIA)
+    peer = await connect(admin, Door.UI, speech=SPEECH, **MEDIA)
     try:
         await peer.wait_connected()
         page = secrets.token_hex(8)
-        await listen(doors_http, peer.connection_id, page)
-        await queue_message(doors_http, page, "process_generating")
+        await listen(admin, peer.connection_id, page)
+        await queue_message(admin, page, "process_generating")
     finally:
         await peer.close()
-    metrics = (await doors_http.get("/metrics")).text
+    metrics = (await admin.get("/metrics")).text
     assert 'app_registry_entries{registry="ui.additional_outputs"} 0.0' in metrics
 
 
-# -- the doors_server closing a connection -------------------------------------------------------
+# -- the app_url closing a connection -------------------------------------------------------
 
 
 @pytest.mark.ui_door
 async def test_a_page_is_told_when_the_server_closes_its_connection(
-    doors_http: httpx.AsyncClient,
+    admin: httpx.AsyncClient,
 ) -> None:
     # Defect: the page kept showing its connection live for seconds after a DELETE.
-    peer = await connect(doors_http, Door.UI, speech=SPEECH, **MEDIA)
-    await peer.wait_connected()
+    peer = await connected_page(admin)
     await wait_until(lambda: peer.messages, within=10)  # its data channel is open
-    assert (await doors_http.delete(f"/connections/{peer.connection_id}")).status_code == 204
+    assert (await admin.delete(f"/connections/{peer.connection_id}")).status_code == 204
 
     def told() -> bool:
         messages = [m for m in peer.messages if isinstance(m, str) and m.startswith("{")]
@@ -227,11 +222,11 @@ OFFERS = 30
 
 
 async def offer_through(
-    doors_http: httpx.AsyncClient, doors_server: str, door: str, connection_id: str
+    admin: httpx.AsyncClient, app_url: str, door: str, connection_id: str
 ) -> bool:
     """Whether an offer (or a websocket start) with this id was admitted; its peer stays open."""
     if door == "websocket":
-        socket = await websocket_connect(websocket_url(doors_server))
+        socket = await websocket_connect(websocket_url(app_url))
         await socket.send(start(connection_id))
         try:
             async with asyncio.timeout(1.5):
@@ -246,9 +241,7 @@ async def offer_through(
             return False
     try:
         PEERS.append(
-            await connect(
-                doors_http, Door(door), connection_id=connection_id, speech=SPEECH, **MEDIA
-            )
+            await connect(admin, Door(door), connection_id=connection_id, speech=SPEECH, **MEDIA)
         )
     except OfferRefused as refused:
         REFUSALS.append(refused.reason)
@@ -262,7 +255,7 @@ REFUSALS: list[str] = []
 
 
 async def test_racing_offers_through_every_door_never_pass_the_limit_nor_share_an_id(
-    doors_http: httpx.AsyncClient, doors_server: str
+    admin: httpx.AsyncClient, app_url: str
 ) -> None:
     doors = [door.value for door in DOORS] + (["websocket"] if WEBSOCKET else [])
     for _ in range(ROUNDS):
@@ -270,13 +263,13 @@ async def test_racing_offers_through_every_door_never_pass_the_limit_nor_share_a
         attempts = [(doors[n % len(doors)], ids[n % len(ids)]) for n in range(OFFERS)]
         try:
             admitted = await asyncio.gather(
-                *(offer_through(doors_http, doors_server, door, cid) for door, cid in attempts)
+                *(offer_through(admin, app_url, door, cid) for door, cid in attempts)
             )
             taken = [cid for (_, cid), ok in zip(attempts, admitted, strict=True) if ok]
             assert len(taken) <= LIMIT, taken
             assert len(set(taken)) == len(taken), taken
             assert set(REFUSALS) <= {"concurrency_limit_reached", "connection_already_exists"}
-            now = await listed(doors_http)
+            now = await listed(admin)
             assert len(now) <= LIMIT
             assert set(now) == set(taken)
         finally:
@@ -287,4 +280,4 @@ async def test_racing_offers_through_every_door_never_pass_the_limit_nor_share_a
             PEERS.clear()
             SOCKETS.clear()
             REFUSALS.clear()
-        await wait_for_count(doors_http, 0)
+        await wait_for_count(admin, 0)

@@ -16,60 +16,31 @@ from .test_routes import error_of
 GOOD_ID = "abcdefgh12345678"
 
 
+def offer(**fields: object) -> dict[str, object]:
+    """A good offer's fields, with ``fields`` changed (``None`` leaves one out)."""
+    body = {"type": "offer", "sdp": "v=0", "webrtc_id": GOOD_ID, **fields}
+    return {key: value for key, value in body.items() if value is not None}
+
+
+UNAPPLICABLE_SDP = "v=0\r\nm=audio x y z\r\n"
+"""Passes the media-section check, then aiortc cannot apply it: what it took is freed."""
+CANDIDATE = {"type": "ice-candidate", "candidate": {"candidate": ""}, "webrtc_id": GOOD_ID}
+
+
 @pytest.mark.parametrize(
     ("body", "status", "code"),
     [
-        pytest.param(
-            {"type": "offer", "sdp": "v=0 garbage", "webrtc_id": GOOD_ID},
-            400,
-            "invalid_offer",
-            id="bad-sdp",
-        ),
-        pytest.param(
-            # Passes the media-section check, then aiortc cannot apply it: what it took is freed.
-            {"type": "offer", "sdp": "v=0\r\nm=audio x y z\r\n", "webrtc_id": GOOD_ID},
-            400,
-            "invalid_offer",
-            id="sdp-that-cannot-be-applied",
-        ),
-        pytest.param(
-            {"type": "offer", "webrtc_id": GOOD_ID}, 422, "invalid_request", id="missing-sdp"
-        ),
-        pytest.param({"type": "offer", "sdp": "v=0"}, 422, "invalid_request", id="missing-id"),
-        pytest.param(
-            {"sdp": "v=0", "webrtc_id": GOOD_ID}, 422, "invalid_request", id="missing-type"
-        ),
-        pytest.param(
-            {"type": "offer", "sdp": 12, "webrtc_id": GOOD_ID},
-            422,
-            "invalid_request",
-            id="sdp-not-a-string",
-        ),
-        pytest.param(
-            {"type": "offer", "sdp": "v=0", "webrtc_id": ["x"]},
-            422,
-            "invalid_request",
-            id="id-not-a-string",
-        ),
-        pytest.param(
-            {"type": "offer", "sdp": "v=0", "webrtc_id": "bad id!"},
-            422,
-            "invalid_request",
-            id="id-bad-alphabet",
-        ),
-        pytest.param(
-            {"type": "answer", "sdp": "v=0", "webrtc_id": GOOD_ID},
-            422,
-            "invalid_request",
-            id="wrong-type",
-        ),
+        pytest.param(offer(sdp="v=0 garbage"), 400, "invalid_offer", id="bad-sdp"),
+        pytest.param(offer(sdp=UNAPPLICABLE_SDP), 400, "invalid_offer", id="unapplicable-sdp"),
+        pytest.param(offer(sdp=None), 422, "invalid_request", id="missing-sdp"),
+        pytest.param(offer(webrtc_id=None), 422, "invalid_request", id="missing-id"),
+        pytest.param(offer(type=None), 422, "invalid_request", id="missing-type"),
+        pytest.param(offer(sdp=12), 422, "invalid_request", id="sdp-not-a-string"),
+        pytest.param(offer(webrtc_id=["x"]), 422, "invalid_request", id="id-not-a-string"),
+        pytest.param(offer(webrtc_id="bad id!"), 422, "invalid_request", id="id-bad-alphabet"),
+        pytest.param(offer(type="answer"), 422, "invalid_request", id="wrong-type"),
         pytest.param([1, 2, 3], 422, "invalid_request", id="not-an-object"),
-        pytest.param(
-            {"type": "ice-candidate", "candidate": {"candidate": ""}, "webrtc_id": GOOD_ID},
-            404,
-            "unknown_connection",
-            id="candidate-for-unknown-connection",
-        ),
+        pytest.param(CANDIDATE, 404, "unknown_connection", id="candidate-for-unknown-connection"),
     ],
 )
 async def test_malformed_offers(

@@ -11,12 +11,8 @@ from __future__ import annotations
 
 import timeit
 from collections.abc import Callable
-from types import SimpleNamespace
-from typing import cast
 
 import pytest
-from aiortc import RTCPeerConnection
-from fastrtc.websocket import WebSocketHandler
 
 from {{ cookiecutter.package_name }}.media import AppStreams, build_stream, build_streams
 from {{ cookiecutter.package_name }}.services.streams import (
@@ -29,33 +25,25 @@ SMALL, LARGE = 10, 10_000
 MAX_RATIO = 10.0
 
 
+OFFER_SDP = "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\n"
+"""An offer's SDP as admission reads it (no peer ever answers it here)."""
+
+
 class Registered:
     """A ``StreamService`` with ``count`` synthetic connections: API, UI and websocket alike.
 
-    They are written into fastrtc's registries as fastrtc itself records connections (a peer in
-    ``pcs`` and tracks in ``connections``; a websocket handler only in ``connections``) and
-    into the layer's, as its admission does, with no network behind them: only the lookups
-    are measured.
+    Each is admitted as its door admits it (the layer's ``reserve``), with no peer behind it:
+    only the lookups are measured.
     """
 
     def __init__(self, count: int) -> None:
         settings = Settings(_env_file=None, concurrency_limit=2 * LARGE)  # type: ignore[call-arg]
-        stream = build_stream(settings)
-        self.streams = build_streams(stream, settings)
-        owners = {Source.API: stream, Source.UI: stream.webrtc_component}
+        self.streams = build_streams(build_stream(settings), settings)
         self.last: dict[Source, str] = {}
         for n in range(count):
             source = list(Source)[n % len(Source)]
-            connection_id = f"{source.value}-{n}"
-            if source is Source.WEBSOCKET:
-                stream.connections[connection_id] = [WebSocketHandler.__new__(WebSocketHandler)]
-            else:
-                owner = owners[source]
-                peer = SimpleNamespace(connectionState="connected")
-                owner.pcs[connection_id] = cast(RTCPeerConnection, peer)
-                owner.connections[connection_id] = []
-            self.streams._admitted[connection_id] = source  # as the layer's admission does
-            self.last[source] = connection_id  # the last one: where a scan would look last
+            offer = {"type": "offer", "sdp": OFFER_SDP, "webrtc_id": f"{source.value}-{n}"}
+            self.last[source] = self.streams.reserve(offer, source)  # the last: a scan's worst
         assert len(self.streams) == count
 
 

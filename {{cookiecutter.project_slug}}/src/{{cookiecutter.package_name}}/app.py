@@ -60,7 +60,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.streams = streams
     app.state.directory = AppDirectory(streams{% if cookiecutter.include_cluster %}, replicas{% endif %})
     errors.install(app)
-    app.add_middleware(limits.BoundBodies, limits=limits.body_limits(settings, stream))
+    app.add_middleware(limits.BoundBodies, limits=limits.body_limits(settings, streams))
     if settings.cors_origins:  # closed by default: no cross-origin access at all
         app.add_middleware(
             CORSMiddleware,

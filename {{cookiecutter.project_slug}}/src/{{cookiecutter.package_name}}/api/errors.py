@@ -1,7 +1,7 @@
 """One JSON error shape for the whole API: ``{"error": <code>, "detail": <text>, ...}``.
 
-Every error is an ``AppError`` of the registry in ``services/streams/errors.py``: its class
-names its code and status once, and the answers and the OpenAPI responses are read from it.
+Every error is an ``AppError`` of the one registry (``services/streams/errors.py``): the API's
+own join it here, with their codes and statuses; answers and OpenAPI responses are read from it.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 
-from ..services.streams import AppError
+from ..services.streams.errors import AppError, Spec, register
 
 
 class ErrorBody(BaseModel):
@@ -31,37 +31,29 @@ class ErrorBody(BaseModel):
 
 
 class UnauthorizedError(AppError):
-    code = "unauthorized"
-    status = 401
-    summary = "this route needs 'Authorization: Bearer <APP_ADMIN_TOKEN>'"
+    """The route needs the admin token."""
+
     headers: ClassVar[dict[str, str]] = {"WWW-Authenticate": "Bearer"}
 
 
 class NoOutputYetError(AppError):
-    code = "no_output_yet"
-    status = 404
-    summary = "the connection has emitted no output yet"
+    """The connection has emitted no output yet."""
 
 
 class NotFoundError(AppError):
-    code = "not_found"
-    status = 404
-    summary = "no such route"
+    """No route has this path."""
 
 
 class UnknownComponentError(AppError):
-    code = "unknown_component"
-    status = 404
+    """A UI call names a component that takes no calls."""
 
 
 class UnknownFunctionError(AppError):
-    code = "unknown_function"
-    status = 404
+    """A UI call names a function the component does not have."""
 
 
 class MethodNotAllowedError(AppError):
-    code = "method_not_allowed"
-    status = 405
+    """The route takes other methods."""
 
 
 class PayloadTooLargeError(AppError):
@@ -86,9 +78,6 @@ class InvalidRequestError(AppError):
     """What failed to validate: each problem's ``loc``, ``msg`` and ``type`` (never the input,
     which may be large)."""
 
-    code = "invalid_request"
-    status = 422
-
     def __init__(self, problems: list[dict[str, Any]]) -> None:
         where = "; ".join(f"{'.'.join(map(str, p['loc']))}: {p['msg']}" for p in problems)
         super().__init__(None, where)
@@ -101,8 +90,22 @@ class InvalidRequestError(AppError):
 class HttpError(AppError):
     """Any other of starlette's HTTP errors (its status is the one starlette gives)."""
 
-    code = "http_error"
 
+register(
+    {
+        UnauthorizedError: Spec(
+            "unauthorized", 401, "this route needs 'Authorization: Bearer <APP_ADMIN_TOKEN>'"
+        ),
+        NoOutputYetError: Spec("no_output_yet", 404, "the connection has emitted no output yet"),
+        NotFoundError: Spec("not_found", 404, "no such route"),
+        UnknownComponentError: Spec("unknown_component", 404),
+        UnknownFunctionError: Spec("unknown_function", 404),
+        MethodNotAllowedError: Spec("method_not_allowed", 405),
+        PayloadTooLargeError: Spec("payload_too_large", 413, "the body is over the route's limit"),
+        InvalidRequestError: Spec("invalid_request", 422),
+        HttpError: Spec("http_error", 400),
+    }
+)
 
 HTTP_ERRORS: dict[int, type[AppError]] = {
     400: AppError,
@@ -125,7 +128,7 @@ def error_response(error: AppError) -> JSONResponse:
     body = ErrorBody(
         error=error.code, detail=error.detail, connection_id=error.connection_id, **error.extra()
     )
-    headers = getattr(error, "headers", None)
+    headers = error.headers or None
     return JSONResponse(
         jsonable_encoder(body, exclude_none=True), status_code=error.status, headers=headers
     )

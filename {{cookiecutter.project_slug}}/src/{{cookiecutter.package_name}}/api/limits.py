@@ -14,9 +14,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from fastapi.responses import JSONResponse
-from fastrtc import Stream
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ..media import AppStreams
 from ..settings import Settings
 from .errors import PayloadTooLargeError, error_response
 from .offers import MAX_OFFER_BYTES, OFFER_PATH
@@ -50,7 +50,7 @@ class BodyLimit:
     check: Check | None = None
 
 
-def body_limits(settings: Settings, stream: Stream) -> list[BodyLimit]:
+def body_limits(settings: Settings, streams: AppStreams) -> list[BodyLimit]:
     """The routes whose bodies have their own limit; every other one has ``MAX_BODY_BYTES``."""
     return [
         BodyLimit(re.compile(re.escape(OFFER_PATH)), MAX_OFFER_BYTES),
@@ -59,7 +59,7 @@ def body_limits(settings: Settings, stream: Stream) -> list[BodyLimit]:
         BodyLimit(
             re.compile(re.escape(settings.ui_path) + r"/gradio_api/component_server/?"),
             MAX_OFFER_BYTES,
-            ComponentCalls(stream),
+            ComponentCalls(streams.ui_component_id),
         ),
         BodyLimit(
             re.compile(re.escape(settings.ui_path) + r"/gradio_api/.+"),

@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi.responses import JSONResponse
-from fastrtc import Stream
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from .errors import (
@@ -51,10 +50,8 @@ WEBRTC_FUNCTIONS: dict[str, TypeAdapter[Any]] = {
 class ComponentCalls:
     """A check for ``limits.BodyLimit``: ``None`` for a call to let through, else the refusal."""
 
-    def __init__(self, stream: Stream) -> None:
-        self.component_id = next(
-            id_ for id_, block in stream.ui.blocks.items() if block is stream.webrtc_component
-        )
+    def __init__(self, component_id: int) -> None:
+        self.component_id = component_id
 
     def __call__(self, body: bytes) -> JSONResponse | None:
         try:

@@ -54,9 +54,7 @@ class AudioVideoEcho(AsyncAudioVideoStreamHandler):
         self._count += 1
         if self._count % STATS_EVERY:
             return (rate, audio)
-        stats = Stats(
-            frames=self._count, level_dbfs=level_dbfs(audio), gain=self.input.gain
-        )
+        stats = Stats(frames=self._count, level_dbfs=level_dbfs(audio), gain=self.input.gain)
         return ((rate, audio), AdditionalOutputs(stats))
 
     async def video_receive(self, frame: VideoFrame) -> None:  # type: ignore[override]

@@ -9,8 +9,6 @@ keep ``Input`` and ``Stats`` (or change them in ``io.py``).
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastrtc import AdditionalOutputs
 
 from .io import DEFAULT_INPUT, Input, Stats, VideoFrame, apply_brightness, brightness_dbfs

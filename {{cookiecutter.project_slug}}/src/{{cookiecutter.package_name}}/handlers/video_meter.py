@@ -9,8 +9,6 @@ may keep per-connection state such as its frame count. Replace the measurement w
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastrtc import AdditionalOutputs
 
 from .io import DEFAULT_INPUT, Input, Stats, VideoFrame, apply_brightness, brightness_dbfs

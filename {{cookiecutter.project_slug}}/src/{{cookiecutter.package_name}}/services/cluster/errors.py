@@ -1,6 +1,6 @@
 """What cluster mode raises: Redis cannot be reached, or the view it holds is being rebuilt.
 
-``ClusterUnavailableError`` joins the app's error registry (``ERRORS``) by its code, so the API
+``ClusterUnavailableError`` joins the app's error registry (``register``), so the API
 answers it as 503 ``cluster_unavailable``, and a replica's answer naming that code is raised
 as it on the replica that asked.
 """
@@ -12,20 +12,19 @@ from contextlib import contextmanager
 
 from redis.exceptions import RedisError
 
-from ..streams.errors import StreamError
+from ..streams.errors import Spec, StreamError, register
 
 
 class ClusterUnavailableError(StreamError):
     """Redis cannot be reached, so what other replicas hold cannot be either."""
 
-    code = "cluster_unavailable"
-    status = 503
-    summary = "the cluster is unavailable"
-
     @classmethod
     def because(cls, cause: object) -> ClusterUnavailableError:
         """The error, saying why (an exception, or a sentence)."""
         return cls(detail=f"the cluster is unavailable: {cause}")
+
+
+register({ClusterUnavailableError: Spec("cluster_unavailable", 503, "the cluster is unavailable")})
 
 
 class IncompleteViewError(Exception):

@@ -1,15 +1,24 @@
-"""The app's one error registry: each error names its code and HTTP status once.
+"""The app's one error registry: each error's code, HTTP status and message, declared once.
 
-The API's error answers, its OpenAPI responses and cluster mode's wire codes are all read
-from ``ERRORS``; a subclass that sets ``code`` joins it.
+``register`` gives each error class its code, status and default message from a table, and
+``ERRORS`` maps codes back to classes: the API's answers, its OpenAPI responses and cluster
+mode's wire codes are all read from there.
 """
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
+
+
+class Spec(NamedTuple):
+    code: str
+    status: int
+    summary: str = "the request cannot be served"
+    """The message when none is given; ``{id}`` is the connection's id."""
+
 
 ERRORS: dict[str, type[AppError]] = {}
-"""Every error class by its code."""
+"""Every registered error class, by its code."""
 
 
 class AppError(Exception):
@@ -17,24 +26,27 @@ class AppError(Exception):
 
     code: ClassVar[str] = "bad_request"
     status: ClassVar[int] = 400
-    summary: ClassVar[str] = "the request cannot be served"
-    """The message when none is given: ``{id}`` is the connection's id."""
+    summary: ClassVar[str] = Spec.summary
+    headers: ClassVar[dict[str, str]] = {}
+    """Headers of the error's HTTP answer."""
 
     def __init__(self, connection_id: str | None = None, detail: str | None = None) -> None:
         super().__init__(detail or self.summary.format(id=repr(connection_id)))
         self.connection_id = connection_id
         self.detail = str(self)
 
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        if "code" in cls.__dict__:
-            if cls.code in ERRORS:
-                raise TypeError(f"error code {cls.code!r} is taken by {ERRORS[cls.code]}")
-            ERRORS[cls.code] = cls
-
     def extra(self) -> dict[str, Any]:
         """Fields the error's body carries beside its code and detail."""
         return {}
+
+
+def register(table: dict[type[AppError], Spec]) -> None:
+    """Give each class of ``table`` its code, status and message; a code is taken once."""
+    for cls, spec in table.items():
+        if spec.code in ERRORS:
+            raise TypeError(f"error code {spec.code!r} is taken by {ERRORS[spec.code]}")
+        cls.code, cls.status, cls.summary = spec
+        ERRORS[spec.code] = cls
 
 
 class StreamError(AppError):
@@ -42,29 +54,19 @@ class StreamError(AppError):
 
 
 class UnknownConnectionError(StreamError, LookupError):
-    code = "unknown_connection"
-    status = 404
-    summary = "unknown connection: {id}"
+    """No live connection has this id."""
 
 
 class ConnectionNotReadyError(StreamError):
-    code = "connection_not_ready"
-    status = 409
-    summary = "connection {id} has no media track yet"
+    """The connection's media has not started: it has no handler to reach yet."""
 
 
 class ResponseNotSupportedError(StreamError):
-    code = "response_not_supported"
-    status = 409
-    summary = "connection {id} cannot respond"
+    """The connection's handler cannot be asked to respond now."""
 
 
 class OfferRefusedError(StreamError):
     """An offer the layer did not admit, through any door."""
-
-    code = "offer_failed"
-    status = 400
-    summary = "the offer for {id} failed"
 
     def meta(self) -> dict[str, Any]:
         """The refusal in fastrtc's terms, as its frontends read it (``status: failed``)."""
@@ -72,30 +74,23 @@ class OfferRefusedError(StreamError):
 
 
 class InvalidConnectionIdError(OfferRefusedError):
-    code = "invalid_connection_id"
-    summary = "invalid connection id: {id}"
+    """The offer's id is not a connection id."""
 
 
 class InvalidOfferError(OfferRefusedError):
-    code = "invalid_offer"
-    summary = "the offer for {id} is not one this app can answer"
+    """The offer is not one this app can answer."""
 
 
 class ConnectionExistsError(OfferRefusedError):
-    code = "connection_already_exists"
-    status = 409
-    summary = "a connection with id {id} exists already"
+    """A connection with the offer's id exists already, here or on another replica."""
 
 
 class ConnectionClosedError(OfferRefusedError):
-    code = "connection_closed"
-    summary = "connection {id} closed while its offer was answered"
+    """The connection closed while its offer was answered."""
 
 
 class LimitReachedError(OfferRefusedError):
-    code = "concurrency_limit_reached"
-    status = 429
-    summary = "the app is at its concurrency limit"
+    """The app is at its concurrency limit."""
 
     def __init__(
         self, connection_id: str | None = None, detail: str | None = None, *, limit: int = 0
@@ -105,3 +100,24 @@ class LimitReachedError(OfferRefusedError):
 
     def extra(self) -> dict[str, Any]:
         return {"limit": self.limit}
+
+
+register(
+    {
+        UnknownConnectionError: Spec("unknown_connection", 404, "unknown connection: {id}"),
+        ConnectionNotReadyError: Spec(
+            "connection_not_ready", 409, "connection {id} has no media track yet"
+        ),
+        ResponseNotSupportedError: Spec(
+            "response_not_supported", 409, "connection {id} cannot respond"
+        ),
+        OfferRefusedError: Spec("offer_failed", 400, "the offer for {id} failed"),
+        InvalidConnectionIdError: Spec("invalid_connection_id", 400, "invalid connection id"),
+        InvalidOfferError: Spec("invalid_offer", 400, "the offer for {id} cannot be answered"),
+        ConnectionExistsError: Spec(
+            "connection_already_exists", 409, "a connection with id {id} exists already"
+        ),
+        ConnectionClosedError: Spec("connection_closed", 400, "connection {id} closed meanwhile"),
+        LimitReachedError: Spec("concurrency_limit_reached", 429),
+    }
+)

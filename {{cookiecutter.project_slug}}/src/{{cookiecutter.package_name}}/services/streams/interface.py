@@ -14,6 +14,8 @@ CONNECTION_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 """What a connection id may be: 1-64 letters, digits, '-' or '_' (the Gradio UI's ids are
 base-36 strings; the app's own client makes 22-character random ones)."""
 CONNECTION_ID = re.compile(CONNECTION_ID_PATTERN)
+SHOWN_ID = 80
+"""Characters of a refused id that a message shows."""
 
 ConnectionState = Literal["new", "connecting", "connected", "closed", "failed"]
 

@@ -29,6 +29,7 @@ from .errors import (
 )
 from .interface import (
     CONNECTION_ID,
+    SHOWN_ID,
     Claims,
     ConnectionInfo,
     InputT,
@@ -45,8 +46,6 @@ MAX_SDP_BYTES = 64 * 1024
 MAX_MEDIA_SECTIONS = 8
 """Media sections an offer may have: aiortc's time to answer grows with them (3,000 took
 seconds of the event loop), and an app's peer needs three at most."""
-SHOWN_ID = 80
-"""Characters of a refused id that an error message shows."""
 
 
 class StreamService(Generic[InputT, OutputT]):
@@ -88,6 +87,11 @@ class StreamService(Generic[InputT, OutputT]):
     @property
     def concurrency_limit(self) -> int:
         return cast(int, self._stream.concurrency_limit)
+
+    @property
+    def ui_component_id(self) -> int:
+        """The Gradio id of the UI's WebRTC component: the one the UI's calls may name."""
+        return self._fastrtc.ui_component_id()
 
     @property
     def handler_errors(self) -> int:
@@ -188,7 +192,8 @@ class StreamService(Generic[InputT, OutputT]):
         """
         connection_id = body.get("webrtc_id")
         if not isinstance(connection_id, str) or not CONNECTION_ID.fullmatch(connection_id):
-            raise InvalidConnectionIdError(repr(connection_id)[:SHOWN_ID])
+            shown = repr(connection_id)[:SHOWN_ID]
+            raise InvalidConnectionIdError(None, f"invalid connection id: {shown}")
         if connection_id in self._admitted or self._fastrtc.holds(connection_id):
             raise ConnectionExistsError(connection_id)
         if len(self._admitted) >= self.concurrency_limit:

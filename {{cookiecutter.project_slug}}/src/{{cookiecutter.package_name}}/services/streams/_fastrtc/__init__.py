@@ -8,6 +8,6 @@ the tests that prove it; ``WORKAROUNDS`` lists them (so does the README's table)
 """
 
 from .marks import TESTED_WITH, WORKAROUNDS, Workaround
-from .stream import FastrtcStream
+from .owners import FastrtcStream
 
 __all__ = ["TESTED_WITH", "WORKAROUNDS", "FastrtcStream", "Workaround"]

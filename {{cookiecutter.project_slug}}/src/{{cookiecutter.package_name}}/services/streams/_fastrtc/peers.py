@@ -66,8 +66,7 @@ async def tell_page_closed(owner: WebRTCConnectionMixin, connection_id: str) -> 
 )
 async def discard(owner: WebRTCConnectionMixin, connection_id: str) -> None:
     """Close the connection's peer and release everything ``owner`` holds for it at once."""
-    pc = owner.pcs.get(connection_id)
-    if pc is not None:
+    if (pc := owner.pcs.get(connection_id)) is not None:
         await pc.close()
     for track in owner.clean_up(connection_id):
         track.stop()

@@ -23,7 +23,7 @@ from ..errors import (
     OfferRefusedError,
     ResponseNotSupportedError,
 )
-from ..interface import ConnectionState, InputT, OutputT, Source
+from ..interface import SHOWN_ID, ConnectionState, InputT, OutputT, Source
 from .marks import check_version, fastrtc_args, workaround
 from .peers import (
     FASTRTC_MIXIN,
@@ -47,9 +47,10 @@ logger = logging.getLogger(__name__)
 
 HANDLER_METHODS = ("receive", "emit", "start_up", "shutdown", "video_receive", "video_emit")
 """The methods of a handler that fastrtc calls, and whose exceptions are counted."""
+Outputs = Callable[[AdditionalOutputs], None]
+"""fastrtc's callback for a connection's outputs."""
 REGISTRIES = ("pcs", "connections", "handlers", "data_channels", "additional_outputs")
 """fastrtc's per-connection registries on each owner."""
-SHOWN_ID = 80
 
 
 _INSTALLED: weakref.WeakSet[Stream] = weakref.WeakSet()
@@ -80,7 +81,7 @@ class FastrtcStream(Generic[InputT, OutputT]):
         self.share_server_configuration()
         for source in (Source.API, Source.UI):
             owner = self._owners[source]
-            owner.handle_offer = functools.partial(self.admitted_offer, source, owner)  # type: ignore[method-assign]
+            owner.handle_offer = functools.partial(self.admitted_offer, source)  # type: ignore[method-assign]
             owner.set_additional_outputs = self.published_outputs  # type: ignore[method-assign,assignment]
             owner.set_input = functools.partial(self.recorded_input, owner)  # type: ignore[method-assign]
             owner.clean_up = functools.partial(self.cleaned_up, source, owner)  # type: ignore[method-assign]
@@ -95,9 +96,8 @@ class FastrtcStream(Generic[InputT, OutputT]):
 
     async def answer(self, source: Source, body: dict[str, Any]) -> dict[str, Any]:
         """Admit an offer through ``source``'s door and answer it, or raise why not."""
-        owner = self._owners[source]
         set_outputs = self.published_outputs(str(body.get("webrtc_id")))
-        return await self._admit(source, owner, body, set_outputs)
+        return await self._admit(source, body, set_outputs)
 
     async def add_candidate(self, source: Source, body: dict[str, Any]) -> dict[str, Any]:
         owner = self._owners[source]
@@ -108,6 +108,10 @@ class FastrtcStream(Generic[InputT, OutputT]):
             connection_id in owner.pcs or connection_id in owner.connections
             for owner in self._owners.values()
         )
+
+    def ui_component_id(self) -> int:
+        blocks = self._stream.ui.blocks.items()
+        return next(id_ for id_, block in blocks if block is self._stream.webrtc_component)
 
     def has_media(self, source: Source, connection_id: str) -> bool:
         return bool(self._owners[source].connections.get(connection_id))
@@ -184,19 +188,16 @@ class FastrtcStream(Generic[InputT, OutputT]):
         "tests/test_doors.py::test_an_offer_with_many_media_sections_is_refused_at_once",
     )
     async def admitted_offer(
-        self,
-        source: Source,
-        owner: WebRTCConnectionMixin,
-        body: dict[str, Any],
-        set_outputs: Callable[[AdditionalOutputs], None],
+        self, source: Source, body: dict[str, Any], set_outputs: Outputs
     ) -> Any:
+        owner = self._owners[source]
         if body.get("type") == "ice-candidate":
             claims = self._layer.claims
             if claims is not None and str(body.get("webrtc_id")) not in self._layer:
                 return JSONResponse(await claims.forward_candidate(body))
             return await type(owner).handle_offer(owner, body, set_outputs)
         try:
-            return await self._admit(source, owner, body, set_outputs)
+            return await self._admit(source, body, set_outputs)
         except OfferRefusedError as refusal:
             return JSONResponse({"status": "failed", "meta": refusal.meta()})
 
@@ -204,7 +205,7 @@ class FastrtcStream(Generic[InputT, OutputT]):
         "fastrtc hands outputs to one poller per owner, which never ends for a dead id",
         "tests/test_streams.py::test_outputs_stream_to_every_subscriber_and_end_on_close",
     )
-    def published_outputs(self, connection_id: str) -> Callable[[AdditionalOutputs], None]:
+    def published_outputs(self, connection_id: str) -> Outputs:
         return functools.partial(self._publish, connection_id)
 
     @workaround(
@@ -314,12 +315,9 @@ class FastrtcStream(Generic[InputT, OutputT]):
     # -- internals -------------------------------------------------------------------------
 
     async def _admit(
-        self,
-        source: Source,
-        owner: WebRTCConnectionMixin,
-        body: dict[str, Any],
-        set_outputs: Callable[[AdditionalOutputs], None],
+        self, source: Source, body: dict[str, Any], set_outputs: Outputs
     ) -> dict[str, Any]:
+        owner = self._owners[source]
         try:
             connection_id = self._layer.reserve(body, source)
             await self._layer.claim(connection_id)
