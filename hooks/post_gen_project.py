@@ -55,6 +55,7 @@ def missing_paths(answers: dict[str, Any], project: Path) -> list[str]:
 
 
 def remove(path: Path) -> None:
+    """Remove a file or a folder; an optional path may already be absent."""
     if path.is_dir():
         shutil.rmtree(path)
     elif path.exists():
@@ -62,6 +63,7 @@ def remove(path: Path) -> None:
 
 
 def main() -> int:
+    """Check the rules against the tree, place the license, prune, print the next steps."""
     # The answers, as cookiecutter renders them into this script.
     answers: dict[str, Any] = json.loads(r"""{{ cookiecutter | tojson }}""")
     project = Path.cwd()
