@@ -143,7 +143,6 @@ class StreamService(Generic[InputT, OutputT]):
         source = self._locate(connection_id)
         if not self._fastrtc.has_media(source, connection_id):
             raise ConnectionNotReadyError(connection_id)
-        self.record_input(connection_id, value)
         self._fastrtc.hand_input(source, connection_id, value)
 
     async def trigger_response(self, connection_id: str) -> None:

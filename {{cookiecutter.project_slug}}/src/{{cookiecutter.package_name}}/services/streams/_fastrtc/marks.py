@@ -56,6 +56,12 @@ def fastrtc_args(connection_id: str, value: object) -> list[Any]:
     return [connection_id, value]
 
 
+def control_values(args: tuple[Any, ...]) -> tuple[Any, ...]:
+    """The UI controls' values of a ``set_input`` call from fastrtc's UI, which passes the
+    WebRTC component's own value first."""
+    return args[1:]
+
+
 def check_version() -> None:
     """Warn, once at start-up, when the installed fastrtc is not one these were tested with."""
     installed = version("fastrtc")

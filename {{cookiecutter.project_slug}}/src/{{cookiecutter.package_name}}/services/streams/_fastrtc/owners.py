@@ -24,7 +24,7 @@ from ..errors import (
     ResponseNotSupportedError,
 )
 from ..interface import SHOWN_ID, ConnectionState, InputT, OutputT, Source
-from .marks import check_version, fastrtc_args, workaround
+from .marks import check_version, control_values, fastrtc_args, workaround
 from .peers import (
     FASTRTC_MIXIN,
     GENERATED,
@@ -138,7 +138,7 @@ class FastrtcStream(Generic[InputT, OutputT]):
         tracks = owner.connections.get(connection_id, [])
         give_handlers(tracks, value)
         if changed:
-            restart_generators(tracks)
+            restart_generators(tracks, fastrtc_args(connection_id, value))
 
     def trigger_response(self, source: Source, connection_id: str) -> None:
         handler = self._owners[source].handlers.get(connection_id)
@@ -213,7 +213,7 @@ class FastrtcStream(Generic[InputT, OutputT]):
         "tests/test_streams.py::test_input_reaches_the_handler",
     )
     def recorded_input(self, owner: WebRTCConnectionMixin, connection_id: str, *args: Any) -> None:
-        value = self._layer.input_from_controls(args[1:])  # args[0]: the UI's own value
+        value = self._layer.input_from_controls(control_values(args))
         source = self._layer.source_of(connection_id)
         if value is not None and source is not None and owner.connections.get(connection_id):
             self.hand_input(source, connection_id, value)

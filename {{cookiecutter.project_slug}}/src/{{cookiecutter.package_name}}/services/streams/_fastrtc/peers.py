@@ -85,12 +85,12 @@ async def close_websocket(owner: WebRTCConnectionMixin, connection_id: str) -> N
     "tests/test_tone.py::test_every_new_gain_is_heard",
     "tests/test_color_bars.py::test_every_new_gain_is_seen",
 )
-def restart_generators(tracks: Sequence[Any]) -> None:
+def restart_generators(tracks: Sequence[Any], args: list[Any]) -> None:
     """Start a receive-mode generator again with the input just set (it runs no code until
     its first frame is drawn, so swapping it is safe)."""
     for track in tracks:
         if isinstance(track, GENERATED) and track.generator is not None:
-            track.generator = track.event_handler(*track.latest_args[1:])
+            track.generator = track.event_handler(*args[1:])  # as fastrtc first calls it
 
 
 def give_handlers(tracks: Sequence[Any], value: object) -> None:
