@@ -1,19 +1,22 @@
 """Format the template's Python files with ruff, through a baked copy.
 
-Template files hold Jinja, so ruff cannot run on them in place: this bakes the default
-project, runs ``ruff format`` and ``ruff check --fix`` there, and copies each changed file back
-over its template source when that source has no Jinja but the package name (which goes back
-in as Jinja). Other changed files with Jinja are listed, to be mended by hand.
+Template files hold Jinja, so ruff cannot run on them in place: this bakes the project, with
+cluster mode and once for each handler module so that every file is in some bake, runs
+``ruff format`` and ``ruff check --fix`` there, and copies each changed file back over its
+template source when that source has no Jinja but the package name (which goes back in as
+Jinja). Other changed files with Jinja are listed, to be mended by hand.
 
 Usage: uv run python scripts/format_template.py
 """
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from cookiecutter.main import cookiecutter
 
@@ -22,9 +25,29 @@ TEMPLATE = ROOT / "{{cookiecutter.project_slug}}"
 PACKAGE_JINJA = "{{ cookiecutter.package_name }}"
 
 
+def answer_sets() -> list[dict[str, Any]]:
+    """Answers whose bakes hold every file: cluster mode on, and each handler module once."""
+    spec = json.loads((ROOT / "cookiecutter.json").read_text())
+    demos: dict[str, dict[str, str]] = spec["_demo_handlers"]
+    pairs = [
+        {"modality": modality, "mode": mode} for modality, modes in demos.items() for mode in modes
+    ]
+    handlers = [{"handler": handler} for handler in spec["_handlers_need"]]
+    return [{"include_cluster": True, **answers} for answers in [*pairs, *handlers]]
+
+
 def main() -> int:
+    for answers in answer_sets():
+        format_through(answers)
+    return 0
+
+
+def format_through(answers: dict[str, Any]) -> None:
+    """Format the template's Python files that a bake with ``answers`` holds."""
     with tempfile.TemporaryDirectory() as out:
-        project = Path(cookiecutter(str(ROOT), no_input=True, output_dir=out))
+        project = Path(
+            cookiecutter(str(ROOT), no_input=True, output_dir=out, extra_context=answers)
+        )
         package = next((project / "src").iterdir()).name
         pairs = {
             source: project
@@ -44,7 +67,6 @@ def main() -> int:
             else:
                 source.write_text(baked.read_text().replace(package, PACKAGE_JINJA))
                 print(f"formatted {source.relative_to(ROOT)}")
-    return 0
 
 
 if __name__ == "__main__":
