@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from fastrtc import AdditionalOutputs
 
-from {{ cookiecutter.package_name }}.handlers.io import Input
 from {{ cookiecutter.package_name }}.client import Door
+from {{ cookiecutter.package_name }}.handlers.io import Input
 from {{ cookiecutter.package_name }}.handlers.video_meter import STATS_EVERY, build_handler
 from {{ cookiecutter.package_name }}.media import AppStreams
 
