@@ -161,7 +161,7 @@ def test_answers_reach_the_project(tmp_path: Path) -> None:
     project = bake(tmp_path, project_name="Voice Lab", description='Say "hi"', version="2.0.1")
 
     assert project.name == "voice-lab"
-    assert (project / "src/voice_lab/services/streams.py").is_file()
+    assert (project / "src/voice_lab/app.py").is_file()
     pyproject = (project / "pyproject.toml").read_text()
     assert 'name = "voice-lab"' in pyproject
     assert 'version = "2.0.1"' in pyproject
