@@ -38,7 +38,8 @@ class AudioVideoEcho(AsyncAudioVideoStreamHandler):
         super().__init__(
             expected_layout="mono", output_sample_rate=SAMPLE_RATE, input_sample_rate=SAMPLE_RATE
         )
-        self._audio: asyncio.Queue[AudioFrame] = asyncio.Queue()
+        self._audio: asyncio.Queue[tuple[AudioFrame, float]] = asyncio.Queue()
+        """Audio to send back, each with the gain it was scaled by (the one its stats report)."""
         self._video: asyncio.Queue[VideoFrame] = asyncio.Queue(VIDEO_BACKLOG)
         self._count = 0
 
@@ -47,14 +48,16 @@ class AudioVideoEcho(AsyncAudioVideoStreamHandler):
 
     async def receive(self, frame: AudioFrame) -> None:
         rate, audio = frame
-        await self._audio.put((rate, apply_gain(audio, self.input.gain)))
+        gain = self.input.gain
+        await self._audio.put(((rate, apply_gain(audio, gain)), gain))
 
     async def emit(self) -> EmitType:
-        rate, audio = await self._audio.get()
+        (rate, audio), gain = await self._audio.get()
         self._count += 1
         if self._count % STATS_EVERY:
             return (rate, audio)
-        stats = Stats(frames=self._count, level_dbfs=level_dbfs(audio), gain=self.input.gain)
+        # The gain this audio was scaled by: a new one may be in force for audio still queued.
+        stats = Stats(frames=self._count, level_dbfs=level_dbfs(audio), gain=gain)
         return ((rate, audio), AdditionalOutputs(stats))
 
     async def video_receive(self, frame: VideoFrame) -> None:  # type: ignore[override]

@@ -53,7 +53,8 @@ class CustomHandler(AsyncStreamHandler):
             expected_layout="mono", output_sample_rate=SAMPLE_RATE, input_sample_rate=SAMPLE_RATE
         )
         self.model = model
-        self._replies: asyncio.Queue[AudioFrame] = asyncio.Queue()
+        self._replies: asyncio.Queue[tuple[AudioFrame, Input]] = asyncio.Queue()
+        """Replies to send, each with the input it was made with (the one its stats report)."""
         self._count = 0
 
     def copy(self) -> CustomHandler:
@@ -63,15 +64,15 @@ class CustomHandler(AsyncStreamHandler):
         rate, audio = frame
         inputs = self.input  # the UI's controls or the API's input
         reply = await asyncio.to_thread(self.model.process, audio, inputs)
-        await self._replies.put((rate, reply))
+        await self._replies.put(((rate, reply), inputs))
 
     async def emit(self) -> EmitType:
-        rate, audio = await self._replies.get()
+        (rate, audio), inputs = await self._replies.get()
         self._count += 1
         if self._count % STATS_EVERY:
             return (rate, audio)
         # TODO: report what your users should see; change ``Stats`` in io.py to match.
-        gain = self.input.gain
+        gain = inputs.gain  # the reply's input: a new one may be in force for replies queued
         stats = Stats(frames=self._count, level_dbfs=level_dbfs(audio), gain=gain)
         return ((rate, audio), AdditionalOutputs(stats))
 

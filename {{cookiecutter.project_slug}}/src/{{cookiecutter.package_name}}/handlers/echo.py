@@ -25,7 +25,8 @@ class EchoHandler(AsyncStreamHandler):
         super().__init__(
             expected_layout="mono", output_sample_rate=SAMPLE_RATE, input_sample_rate=SAMPLE_RATE
         )
-        self._frames: asyncio.Queue[AudioFrame] = asyncio.Queue()
+        self._frames: asyncio.Queue[tuple[AudioFrame, float]] = asyncio.Queue()
+        """Audio to send back, each with the gain it was scaled by (the one its stats report)."""
         self._count = 0
 
     def copy(self) -> EchoHandler:
@@ -33,14 +34,16 @@ class EchoHandler(AsyncStreamHandler):
 
     async def receive(self, frame: AudioFrame) -> None:
         rate, audio = frame
-        await self._frames.put((rate, apply_gain(audio, self.input.gain)))
+        gain = self.input.gain
+        await self._frames.put(((rate, apply_gain(audio, gain)), gain))
 
     async def emit(self) -> EmitType:
-        rate, audio = await self._frames.get()
+        (rate, audio), gain = await self._frames.get()
         self._count += 1
         if self._count % STATS_EVERY:
             return (rate, audio)
-        stats = Stats(frames=self._count, level_dbfs=level_dbfs(audio), gain=self.input.gain)
+        # The gain this audio was scaled by: a new one may be in force for audio still queued.
+        stats = Stats(frames=self._count, level_dbfs=level_dbfs(audio), gain=gain)
         return ((rate, audio), AdditionalOutputs(stats))
 
 
