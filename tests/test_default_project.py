@@ -118,6 +118,12 @@ def test_tree_is_complete_and_rendered(tmp_path: Path) -> None:
     assert "MIT License" in (project / "LICENSE").read_text()
 
 
+def write_files(root: Path, files: dict[str, str]) -> None:
+    for name, text in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text)
+
+
 def test_the_unrendered_check_finds_every_leftover(tmp_path: Path) -> None:
     """What ``unrendered`` flags: any Jinja token, but not a workflow's own expressions."""
     files = {
@@ -129,9 +135,7 @@ def test_the_unrendered_check_finds_every_leftover(tmp_path: Path) -> None:
         ".github/workflows/ok.yml": "if: ${{ always() }}\nname: a-${{ github.run_id }}\n",
         ".github/workflows/bad.yml": "name: ${{ github.sha }}-{{ cookiecutter.version }}\n",
     }
-    for name, text in files.items():
-        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
-        (tmp_path / name).write_text(text)
+    write_files(tmp_path, files)
     (tmp_path / "image.png").write_bytes(b"\x89PNG\xff {{ not text")
 
     assert unrendered(tmp_path) == [
@@ -144,15 +148,9 @@ def test_the_unrendered_check_finds_every_leftover(tmp_path: Path) -> None:
 
 
 def test_redis_is_found_by_name_only(tmp_path: Path) -> None:
-    files = {
-        "a.toml": '"redis>=5.2",',
-        "b.env": "APP_REDIS_URL=",
-        "c.md": "Start Redis.",
-        "LICENSE": "Redistribution and use in source and binary forms",
-        "d.txt": "credisle",
-    }
-    for name, text in files.items():
-        (tmp_path / name).write_text(text)
+    named = {"a.toml": '"redis>=5.2",', "b.env": "APP_REDIS_URL=", "c.md": "Start Redis."}
+    unnamed = {"LICENSE": "Redistribution and use in source and binary forms", "d.txt": "credisle"}
+    write_files(tmp_path, named | unnamed)
 
     assert mentioning(tmp_path, REDIS) == ["a.toml", "b.env", "c.md"]
 
