@@ -2,17 +2,50 @@
 
 What the ``/connections`` routes use. A connection this process holds is served by its
 ``StreamService``; in cluster mode any other goes to the replica that holds it, through the
-``OtherReplicas`` port. Each operation is written once, for both cases, in ``_run``.
+``OtherReplicas`` port. Each operation is written once, for both cases, in ``_run``; what
+it runs here is read from the ``SERVED`` table, for this process and other replicas alike.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Generic, cast
 
 from .errors import UnknownConnectionError
 from .interface import ConnectionInfo, InputT, Operation, OtherReplicas, OutputT
 from .service import StreamService
+
+Served = Callable[[StreamService[Any, Any], str, Any], Awaitable[Any]]
+"""An operation run on a connection of this process: the service, the id, the argument."""
+
+
+async def _set_input(streams: StreamService[Any, Any], connection_id: str, value: Any) -> None:
+    if not isinstance(value, streams.input_model):  # a replica's request carries JSON
+        value = streams.input_model.model_validate(value)
+    streams.set_input(connection_id, value)
+
+
+async def _respond(streams: StreamService[Any, Any], connection_id: str, _: Any) -> None:
+    await streams.trigger_response(connection_id)
+
+
+async def _close(streams: StreamService[Any, Any], connection_id: str, _: Any) -> None:
+    await streams.close(connection_id)
+
+
+async def _add_candidate(
+    streams: StreamService[Any, Any], connection_id: str, body: Any
+) -> dict[str, Any]:
+    return await streams.add_candidate(body)
+
+
+SERVED: dict[Operation, Served] = {
+    Operation.INPUT: _set_input,
+    Operation.RESPONSE: _respond,
+    Operation.CLOSE: _close,
+    Operation.CANDIDATE: _add_candidate,
+}
+"""What each operation runs on a connection of this process."""
 
 
 async def run_here(
@@ -22,16 +55,7 @@ async def run_here(
     argument: Any = None,
 ) -> Any:
     """Run ``operation`` on a connection of this process: what a replica serves for another."""
-    match operation:
-        case Operation.INPUT:
-            streams.set_input(connection_id, streams.input_model.model_validate(argument))
-        case Operation.RESPONSE:
-            await streams.trigger_response(connection_id)
-        case Operation.CLOSE:
-            await streams.close(connection_id)
-        case Operation.CANDIDATE:
-            return await streams.add_candidate(argument)
-    return None
+    return await SERVED[operation](streams, connection_id, argument)
 
 
 class Directory(Generic[InputT, OutputT]):
