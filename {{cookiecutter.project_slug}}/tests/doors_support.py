@@ -8,6 +8,7 @@ import base64
 import json
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import httpx
 import pytest
@@ -28,11 +29,16 @@ POLICY_VIOLATION = 1008
 
 
 @pytest.fixture(scope="module")
-def app_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def doors_log(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The server's log."""
+    return tmp_path_factory.mktemp("doors") / "server.log"
+
+
+@pytest.fixture(scope="module")
+def app_url(doors_log: Path) -> Iterator[str]:
     """The app with a small limit, the admin token set and a short peer timeout."""
-    log = tmp_path_factory.mktemp("doors") / "server.log"
     with serve(
-        log,
+        doors_log,
         APP_CONCURRENCY_LIMIT=str(LIMIT),
         APP_ADMIN_TOKEN=TOKEN,
         APP_PEER_TIMEOUT=str(PEER_TIMEOUT),

@@ -54,3 +54,29 @@ async def test_peers_of_every_door_are_one_set(live_server: str) -> None:
         finally:
             for peer in peers:
                 await peer.close()
+
+
+IDLE_S = 6.0
+"""Longer than uvicorn's own keep-alive (5 s), which pooling clients such as httpx match."""
+
+
+async def test_an_idle_connection_outlives_a_pooling_client_s_keep_alive(live_server: str) -> None:
+    # Defect: the server closed idle connections after 5 s, as httpx's pool keeps them, so a
+    # request on a reused connection could meet the close and get a reset instead of an answer.
+    host, port = live_server.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+
+    async def health() -> bytes:
+        writer.write(f"GET /health HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
+        async with asyncio.timeout(5):
+            head = await reader.readuntil(b"\r\n\r\n")
+            sizes = [line for line in head.lower().split(b"\r\n") if b"content-length" in line]
+            await reader.readexactly(int(sizes[0].split(b":")[1]))
+        return head
+
+    try:
+        assert (await health()).startswith(b"HTTP/1.1 200")
+        await asyncio.sleep(IDLE_S)
+        assert (await health()).startswith(b"HTTP/1.1 200")  # the same connection, still open
+    finally:
+        writer.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from pathlib import Path
 
 import httpx
 import pytest
@@ -159,3 +160,19 @@ async def test_the_websocket_door_is_mounted_where_fastrtc_s_can_carry_the_media
 
 
 # -- the telephone doors -------------------------------------------------------------------
+
+
+@pytest.mark.websocket_door
+async def test_a_socket_that_ends_before_its_start_leaves_no_error(
+    app_url: str, doors_log: Path
+) -> None:
+    # Defect: fastrtc's handler read a start-up task that only a start makes, so every socket
+    # refused or gone before its start logged an exception of the ASGI application.
+    for message in (b"binary", "not json", SILENCE):
+        async with websocket_connect(websocket_url(app_url)) as socket:
+            await socket.send(message)
+            assert await closing_code(socket) is not None
+    async with websocket_connect(websocket_url(app_url)):
+        pass  # gone without a word
+    await asyncio.sleep(1)  # for the server to finish with them
+    assert "Exception in ASGI application" not in await asyncio.to_thread(doors_log.read_text)

@@ -43,6 +43,7 @@ def main() -> None:
         port=settings.port,
         log_level=settings.log_level,
         timeout_graceful_shutdown=math.ceil(settings.shutdown_timeout),
+        timeout_keep_alive=settings.keep_alive,
         ws_max_size=WEBSOCKET_MESSAGE_BYTES,
     )
     Server(config, app, settings.shutdown_timeout).run()

@@ -44,6 +44,10 @@ class Settings(BaseSettings):
     """STUN/TURN servers for browser and server alike, as JSON, e.g.
     ``[{"urls": "turn:turn.example.com:3478", "username": "u", "credential": "p"}]``.
     Empty: host candidates only, enough on one machine or a LAN."""
+    keep_alive: int = Field(default=75, ge=1)
+    """Seconds an idle HTTP connection stays open: longer than pooling clients (httpx: 5) and
+    proxies (nginx upstreams: 60) keep one, so the server never closes a connection that a
+    client is about to reuse (the client would get a reset, not an answer)."""
     shutdown_timeout: float = Field(default=5.0, gt=0)
     """Seconds that closing every connection may take on shutdown (SIGTERM) before exiting."""
     admin_token: SecretStr | None = None

@@ -33,6 +33,7 @@ from .peers import (
     counted,
     discard,
     give_handlers,
+    no_start_up_task_before_start,
     own_copy,
     restart_generators,
     set_peer_timeout,
@@ -78,6 +79,7 @@ class FastrtcStream(Generic[InputT, OutputT]):
         check_version()
         if self._layer.peer_timeout is not None:
             set_peer_timeout(self._layer.peer_timeout)
+        no_start_up_task_before_start()
         self.share_server_configuration()
         for source in (Source.API, Source.UI):
             owner = self._owners[source]
