@@ -28,15 +28,16 @@ ADMIN = {"Authorization": f"Bearer {TOKEN}"}
 POLICY_VIOLATION = 1008
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def doors_log(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The server's log."""
     return tmp_path_factory.mktemp("doors") / "server.log"
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def app_url(doors_log: Path) -> Iterator[str]:
-    """The app with a small limit, the admin token set and a short peer timeout."""
+    """The app with a small limit, the admin token set and a short peer timeout, for every
+    doors test."""
     with serve(
         doors_log,
         APP_CONCURRENCY_LIMIT=str(LIMIT),
