@@ -48,7 +48,7 @@ logger = logging.getLogger(__name__)
 
 HANDLER_METHODS = ("receive", "emit", "start_up", "shutdown", "video_receive", "video_emit")
 """The methods of a handler that fastrtc calls, and whose exceptions are counted."""
-Outputs = Callable[[AdditionalOutputs], None]
+OutputsCallback = Callable[[AdditionalOutputs], None]
 """fastrtc's callback for a connection's outputs."""
 REGISTRIES = ("pcs", "connections", "handlers", "data_channels", "additional_outputs")
 """fastrtc's per-connection registries on each owner."""
@@ -190,7 +190,7 @@ class FastrtcStream(Generic[InputT, OutputT]):
         "tests/test_doors.py::test_an_offer_with_many_media_sections_is_refused_at_once",
     )
     async def admitted_offer(
-        self, source: Source, body: dict[str, Any], set_outputs: Outputs
+        self, source: Source, body: dict[str, Any], set_outputs: OutputsCallback
     ) -> Any:
         owner = self._owners[source]
         if body.get("type") == "ice-candidate":
@@ -207,7 +207,7 @@ class FastrtcStream(Generic[InputT, OutputT]):
         "fastrtc hands outputs to one poller per owner, which never ends for a dead id",
         "tests/test_streams.py::test_outputs_stream_to_every_subscriber_and_end_on_close",
     )
-    def published_outputs(self, connection_id: str) -> Outputs:
+    def published_outputs(self, connection_id: str) -> OutputsCallback:
         return functools.partial(self._publish, connection_id)
 
     @workaround(
@@ -317,7 +317,7 @@ class FastrtcStream(Generic[InputT, OutputT]):
     # -- internals -------------------------------------------------------------------------
 
     async def _admit(
-        self, source: Source, body: dict[str, Any], set_outputs: Outputs
+        self, source: Source, body: dict[str, Any], set_outputs: OutputsCallback
     ) -> dict[str, Any]:
         owner = self._owners[source]
         try:
