@@ -62,6 +62,11 @@ def cookiecutter_cli(output_dir: Path, *answers: str) -> subprocess.CompletedPro
             "not video/send-receive",
         ),
         (
+            ["handler=voice-agent", "modality=video"],
+            "error: handler 'voice-agent' needs modality 'audio' and mode 'send-receive', "
+            "not video/send-receive",
+        ),
+        (
             ["handler=custom", "mode=receive"],
             "error: handler 'custom' needs modality 'audio' and mode 'send-receive', "
             "not audio/receive",

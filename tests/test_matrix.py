@@ -1,17 +1,19 @@
 """Every pair of answers, baked, linted, type-checked and tested.
 
-The full product of the choices in cookiecutter.json is 5184 projects, of which 1728 are
-valid: fastrtc supports 7 of the 9 modality/mode pairs, and the reply-on-pause and custom
-handlers exist for audio send-receive only (the pre-generation hook refuses the rest). The
-answers act on different files (the license stands alone; CI, Docker, cluster mode, the UI,
-the media, the handler and the Python version change code, tests and interpreter), so what
-can break is a pair of answers that meet in one file: the matrix is a covering set of valid
-projects that holds every pair of answers a valid project can hold, and each license once.
-It is computed from cookiecutter.json and the hook's own rule, so a new choice joins it by
-itself. Its first row is the default answers, whose project test_default_project.py lints
-and tests: here that row's tree is checked, not its suite run a second time. The browser
-tests (a minute of Chromium each time) run in the fewest rows that hold every pair with the
-UI; the other rows' suites leave them out.
+The full product of the choices in cookiecutter.json is 6912 projects, of which 1920 are
+valid: fastrtc supports 7 of the 9 modality/mode pairs, and the reply-on-pause, voice-agent
+and custom handlers exist for audio send-receive only (the pre-generation hook refuses the
+rest). The answers act on different files (the license stands alone; CI, Docker, cluster
+mode, the UI, the media, the handler and the Python version change code, tests and
+interpreter), so what can break is a pair of answers that meet in one file: the matrix is a
+covering set of valid projects that holds every pair of answers a valid project can hold,
+and each license once. It is computed from cookiecutter.json and the hook's own rule, so a
+new choice joins it by itself. Its first row is the default answers, whose project
+test_default_project.py lints and tests: here that row's tree is checked, not its suite run
+a second time. A slow answer (``SLOW``: the voice agent, whose suite recognizes speech) is
+in the fewest rows that hold its pairs, one for each Python version. The browser tests (a
+minute of Chromium each time) run in the fewest rows that hold every pair with the UI; the
+other rows' suites leave them out.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ from .conftest import (
 )
 
 Row = dict[str, Any]
+Pair = tuple[tuple[str, Any], tuple[str, Any]]
 
 
 SPEC: dict[str, Any] = json.loads((ROOT / "cookiecutter.json").read_text())
@@ -74,7 +77,7 @@ STANDALONE = {"license"}
 """Answers that only pick a file nothing else reads: each value is needed once, not each pair."""
 
 
-def pairs_of(row: Row) -> Iterator[tuple[tuple[str, Any], tuple[str, Any]]]:
+def pairs_of(row: Row) -> Iterator[Pair]:
     """The pairs of answers ``row`` holds; a standalone answer pairs with itself only."""
     items = sorted(row.items(), key=lambda kv: kv[0])
     for a, b in itertools.combinations(items, 2):
@@ -93,18 +96,41 @@ def valid_rows(options: dict[str, list[Any]]) -> list[Row]:
     return [row for row in product if is_valid(row)]
 
 
+SLOW = {("handler", "voice-agent")}
+"""Answers whose project's suite is slow (speech recognition on the CPU): held by as few rows
+as their pairs allow, as many as the values of the answer they meet in most values."""
+
+
 def covering_rows(options: dict[str, list[Any]]) -> list[Row]:
     """A small set of valid rows that holds every pair a valid row holds (greedy, deterministic),
-    starting with the default answers; then each row whose pairs the others hold is dropped."""
+    starting with the default answers: first the pairs of each slow answer, by rows that hold
+    it; then the others, by rows that hold none; then each row whose pairs the others hold is
+    dropped."""
     product = valid_rows(options)
     every = {pair for row in product for pair in pairs_of(row)}
     default = {key: values[0] for key, values in options.items()}
     rows: list[Row] = [default]
     uncovered = every - set(pairs_of(default))
-    while uncovered:
-        best = max(product, key=lambda row: len(uncovered.intersection(pairs_of(row))))
-        uncovered.difference_update(pairs_of(best))
-        rows.append(best)
+
+    def cover(pairs: set[Pair], candidates: list[Row]) -> None:
+        """Add the candidate holding most of ``pairs`` not held yet, then most others, until
+        ``pairs`` are all held."""
+        while pairs & uncovered:
+            best = max(
+                candidates,
+                key=lambda row: (
+                    len(pairs & uncovered & set(pairs_of(row))),
+                    len(uncovered & set(pairs_of(row))),
+                ),
+            )
+            assert pairs & uncovered & set(pairs_of(best)), "pairs no candidate holds"
+            uncovered.difference_update(pairs_of(best))
+            rows.append(best)
+
+    for answer in sorted(SLOW):
+        holding = [row for row in product if answer in row.items()]
+        cover({pair for pair in every if answer in pair}, holding)
+    cover(every, [row for row in product if not SLOW & set(row.items())])
     for row in rows[1:]:
         others = [other for other in rows if other is not row]
         if {pair for other in others for pair in pairs_of(other)} == every:
@@ -117,7 +143,7 @@ ROWS = covering_rows(OPTIONS)
 DEFAULT, *OTHER_ROWS = ROWS
 
 
-def with_the_ui(row: Row) -> set[tuple[tuple[str, Any], tuple[str, Any]]]:
+def with_the_ui(row: Row) -> set[Pair]:
     """The pairs of ``row`` that hold the UI: those the browser tests are needed for."""
     return {pair for pair in pairs_of(row) if ("include_ui", True) in pair}
 
@@ -160,16 +186,25 @@ def test_the_rows_cover_every_pair_of_answers() -> None:
     assert covered == possible
     assert all(is_valid(row) for row in ROWS)
     # What no valid project holds is what the hook refuses, and only that.
+    audio_handlers = ("custom", "reply-on-pause", "voice-agent")  # audio send-receive only
     assert impossible == {
         (("handler", handler), (key, value))
-        for handler in ("custom", "reply-on-pause")
+        for handler in audio_handlers
         for key, value in [("mode", "receive"), ("mode", "send")]
     } | {
         (("handler", handler), ("modality", value))
-        for handler in ("custom", "reply-on-pause")
+        for handler in audio_handlers
         for value in ("audio-video", "video")
     } | {(("modality", "audio-video"), ("mode", mode)) for mode in ("receive", "send")}
     assert len(ROWS) < len(valid_rows(OPTIONS))
+    # A slow answer is in as few rows as its pairs allow: as many as the values of the answer
+    # it meets in most values (each row holds one of them).
+    for key, value in SLOW:
+        holding = [row for row in valid_rows(OPTIONS) if row[key] == value]
+        fewest = max(
+            len({row[other] for row in holding}) for other in set(OPTIONS) - STANDALONE - {key}
+        )
+        assert sum(row[key] == value for row in ROWS) == fewest
     # The first row is what cookiecutter --no-input bakes: test_default_project.py's project.
     defaults = {key: value[0] if isinstance(value, list) else value for key, value in SPEC.items()}
     assert {key: defaults[key] for key in OPTIONS} == DEFAULT
@@ -220,14 +255,23 @@ def handler_module(row: Row) -> str:
     }[row["modality"], row["mode"]]
 
 
+HANDLER_PACKAGES = {"voice_agent"}
+"""Handler modules that are packages (a folder), not a file."""
+PAUSE_HANDLERS = {"reply_on_pause", "voice_agent"}
+"""Handler modules that wait for the speaker's pause: they keep handlers/pauses.py."""
+
+
 def check_tree(row: Row, project: Path) -> None:
     """The files ``row`` decides, rendered, and without Redis unless in cluster mode."""
     for path, present in expected_paths(row).items():
         assert (project / path).exists() == present, path
     module = handler_module(row)
     assert answers(row)["__handler_module"] == module
-    handlers = {p.name for p in (project / f"src/{PACKAGE}/handlers").glob("*.py")}
-    assert handlers == {"__init__.py", "io.py", f"{module}.py"}
+    handlers = {p.name for p in (project / f"src/{PACKAGE}/handlers").iterdir()}
+    kept = {module if module in HANDLER_PACKAGES else f"{module}.py"}
+    if module in PAUSE_HANDLERS:
+        kept.add("pauses.py")
+    assert handlers == {"__init__.py", "io.py", *kept}
     assert (project / f"tests/test_{module}.py").is_file()
     assert (project / ".python-version").read_text().strip() == row["python_version"]
     makefile = (project / "Makefile").read_text()
@@ -253,8 +297,9 @@ def test_the_pruning_rules_name_template_paths() -> None:
         for path, optional in declared.items()
         if not optional and not (template / path).exists()
     ] == []
-    modules = {path for path in declared if "/handlers/" in path}
-    assert len(modules) == len({handler_module(row) for row in valid_rows(OPTIONS)}) == 9
+    modules = {Path(path).stem for path in declared if "/handlers/" in path} - {"pauses"}
+    assert modules == {handler_module(row) for row in valid_rows(OPTIONS)}
+    assert len(modules) == 10
 
 
 def test_the_default_row_has_its_files(tmp_path: Path) -> None:

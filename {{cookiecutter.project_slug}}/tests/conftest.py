@@ -31,6 +31,10 @@ pytest_plugins = [
 {%- if cookiecutter.include_cluster %}
     "tests.cluster_support",
 {%- endif %}
+{%- if cookiecutter.handler == "voice-agent" %}
+    "tests.model_server",
+    "tests.voice_support",
+{%- endif %}
 ]
 """Fixtures of some tests only: the doors tests' server{% if cookiecutter.include_cluster %}, and cluster mode's (a real redis-server,
 replicas sharing it){% endif %}."""
@@ -42,8 +46,9 @@ SERVER_CLOSED = ("closed", "failed")
 """What a client's peer becomes once the server closed it: "closed" when the close reaches it
 (at once, as a rule), else "failed" when its consent checks go unanswered."""
 
-SPEECH: Speech | None = {{ "Speech()" if cookiecutter.handler == "reply-on-pause" else "None" }}
-"""How test peers talk: steadily, or in turns with pauses for a handler that waits for them."""
+SPEECH: Speech | None = {{ {"reply-on-pause": "Speech()", "voice-agent": "Speech(pause_s=3.2)"}.get(cookiecutter.handler, "None") }}
+"""How test peers talk: steadily, or in turns with pauses for a handler that waits for them{% if cookiecutter.handler == "voice-agent" %}
+(long enough for the agent to answer: talking over a reply, or its making, stops it){% endif %}."""
 
 MEDIA: dict[str, Any] = {
     "audio": {{ cookiecutter.modality != "video" }},

@@ -4,6 +4,11 @@ Chromium (Debian's ``/usr/bin/chromium``, driven by Playwright) opens the UI of 
 presses Record (with a fake microphone playing a tone and a fake camera), or Start Stream when
 the app makes the media, and the test checks through the HTTP API what a person's connection
 must be: listed, fed, read and released.
+{%- if cookiecutter.handler == "voice-agent" %}
+
+The voice agent's microphone asks a question instead of playing a tone, and the page must show
+the question and the agent's answer in its Conversation, and play the answer.
+{%- endif %}
 
 Without Chromium these tests are skipped, unless ``REQUIRE_BROWSER=1`` (CI) makes that a
 failure. Install it with ``sudo apt-get install chromium`` (Debian/Ubuntu), or point
@@ -13,7 +18,11 @@ failure. Install it with ``sudo apt-get install chromium`` (Debian/Ubuntu), or p
 from __future__ import annotations
 
 import asyncio
+{%- if cookiecutter.handler == "voice-agent" %}
+import itertools
+{%- else %}
 import math
+{%- endif %}
 import os
 import secrets
 import shutil
@@ -32,6 +41,9 @@ from playwright.async_api import BrowserContext, Page, async_playwright
 from {{ cookiecutter.package_name }}.client import wait_until
 
 from .conftest import CLIENT_RECEIVES, CLIENT_SENDS, MEDIA, SPEECH, first_output, listen, serve
+{%- if cookiecutter.handler == "voice-agent" %}
+from .voice_support import AUDIBLE_DBFS, KEY_WORDS, SENTENCE, spoken
+{%- endif %}
 
 CHROMIUM = os.environ.get("CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 PEER_TIMEOUT = 4.0
@@ -67,15 +79,37 @@ MEDIA_PACKETS = """async () => {
   return counts;
 }"""
 RECORD = 'button[aria-label="start stream"]'  # "Record", then "Stop"; not the footer's recorder
+{%- if cookiecutter.handler != "voice-agent" %}
 HEARD_DBFS = -50.0 if MEDIA["audio"] and MEDIA["video"] else -30.0
 """The least level the handler may report for the page's media: the tone is -13.5 dBFS, but
 fastrtc's camera-and-microphone UI asks for the microphone with the browser's noise
 suppression on, which takes a steady tone down to about -33 dBFS."""
+{%- endif %}
 PREVIEW_TRACKS = (MEDIA["audio"] + MEDIA["video"]) if MEDIA["video"] and CLIENT_SENDS else 0
 """The live tracks a camera UI's preview shows before it can stream (0: no preview)."""
 START = RECORD if CLIENT_SENDS else 'button:text-is("Start Stream")'
 """What starts the stream: Record, or the Start Stream button of a UI that only receives (which
 has no stop control: closing the page stops it)."""
+ASKS_FOR_THE_MICROPHONE = {{ cookiecutter.handler == "voice-agent" }}
+"""Whether the page shows Record only once the person has let it use the microphone: fastrtc's
+layout for a UI with a chat (the voice agent's Conversation) asks first."""
+ACCESS_MICROPHONE = "Click to Access Microphone"
+RATE = 48_000
+"""The sample rate of the microphone's file."""
+{%- if cookiecutter.handler == "voice-agent" %}
+LEAD_S = 1.0
+"""Silence before the question in the microphone's file."""
+PAUSE_S = 8.0
+"""Silence after it: Chromium plays the file in a loop, and the agent answers in the pause
+(the question said again over the answer would stop it)."""
+OUTPUT_WITHIN_S = 60.0
+"""How long the agent may take to report a turn: Chromium may start the file mid-question, so
+the first whole question can come a loop (``LEAD_S``, the question, ``PAUSE_S``) later, and the
+machine may be loaded."""
+{%- else %}
+OUTPUT_WITHIN_S = 20.0
+"""How long the handler may take to report an output."""
+{%- endif %}
 
 pytestmark = [pytest.mark.browser]
 
@@ -87,21 +121,30 @@ if not os.access(CHROMIUM, os.X_OK):
 
 
 @pytest.fixture(scope="module")
-def tone(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def microphone(tmp_path_factory: pytest.TempPathFactory) -> Path:
+{%- if cookiecutter.handler == "voice-agent" %}
+    """``SENTENCE`` said by the offline synthesizer between silences (``LEAD_S``, ``PAUSE_S``),
+    which Chromium plays (in a loop) as its microphone."""
+    path = tmp_path_factory.mktemp("audio") / "question.wav"
+    question = asyncio.run(spoken(SENTENCE))
+    lead = np.zeros(int(RATE * LEAD_S), dtype=np.int16)
+    pause = np.zeros(int(RATE * PAUSE_S), dtype=np.int16)
+    samples = np.concatenate([lead, question, pause])
+{%- else %}
     """A 440 Hz tone at -13.5 dBFS, which Chromium plays (in a loop) as its microphone.
 
     It talks and pauses like the test peers do (``SPEECH``), or else it is steady.
     """
     path = tmp_path_factory.mktemp("audio") / "tone.wav"
-    rate = 48_000
-    t = np.arange(int(rate * (SPEECH.cycle_s if SPEECH else 2))) / rate
+    t = np.arange(int(RATE * (SPEECH.cycle_s if SPEECH else 2))) / RATE
     samples = (0.3 * 32767 * np.sin(2 * math.pi * 440 * t)).astype(np.int16)
     if SPEECH:
         samples[t >= SPEECH.talk_s] = 0
+{%- endif %}
     with wave.open(str(path), "wb") as out:
         out.setnchannels(1)
         out.setsampwidth(2)
-        out.setframerate(rate)
+        out.setframerate(RATE)
         out.writeframes(samples.tobytes())
     return path
 
@@ -128,20 +171,23 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 @pytest.fixture
 async def http(server: str) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=server, timeout=10) as client:
+    # An outputs stream may be quiet for a while: a handler that waits for pauses reports
+    # nothing between turns.
+    timeout = httpx.Timeout(10, read=OUTPUT_WITHIN_S)
+    async with httpx.AsyncClient(base_url=server, timeout=timeout) as client:
         yield client
         # Every test leaves the server as it found it.
         await wait_until(lambda: no_connections(client), within=PEER_TIMEOUT + 5)
 
 
 @pytest.fixture
-async def browser(tone: Path, tmp_path: Path) -> AsyncIterator[BrowserContext]:
+async def browser(microphone: Path, tmp_path: Path) -> AsyncIterator[BrowserContext]:
     async with async_playwright() as playwright:
         context = await playwright.chromium.launch_persistent_context(
             tmp_path / "profile",  # a fresh, empty profile
             executable_path=CHROMIUM,
             headless=True,
-            args=[*FLAGS, f"--use-file-for-fake-audio-capture={tone}"],
+            args=[*FLAGS, f"--use-file-for-fake-audio-capture={microphone}"],
         )
         await context.add_init_script(KEEP_PEERS)
         try:
@@ -158,6 +204,8 @@ async def start_streaming(browser: BrowserContext, server: str) -> Page:
     """Open the UI, start the stream, and wait until the browser's peer is connected."""
     page = await browser.new_page()
     await page.goto(f"{server}/ui/")
+    if ASKS_FOR_THE_MICROPHONE:
+        await page.get_by_role("button", name=ACCESS_MICROPHONE).click(timeout=30_000)
     if PREVIEW_TRACKS:
         # A person presses Record once their camera shows: fastrtc's camera UI sends an offer
         # without the media if pressed before its preview has every track.
@@ -200,11 +248,21 @@ async def test_a_ui_connection_is_first_class(
 
     # Media flows its way (RTP packets in the browser) and the handler reports its level.
     flowing = " && ".join(["c.received > 50"] * CLIENT_RECEIVES + ["c.sent > 50"] * CLIENT_SENDS)
-    await page.wait_for_function(f"({MEDIA_PACKETS})().then((c) => {flowing})", timeout=10_000)
-    async with asyncio.timeout(20):
+    await page.wait_for_function(
+        f"({MEDIA_PACKETS})().then((c) => {flowing})", timeout=OUTPUT_WITHIN_S * 1000
+    )
+{%- if cookiecutter.handler == "voice-agent" %}
+    # The agent heard the page's speech: a turn, answered in audio.
+    async with asyncio.timeout(OUTPUT_WITHIN_S):
+        heard = await first_output(http, connection_id, gain=1.0, done=True)
+    assert heard["error"] is None, heard
+    assert heard["frames"] > 0, heard
+{%- else %}
+    async with asyncio.timeout(OUTPUT_WITHIN_S):
         heard = await first_output(http, connection_id, gain=1.0)
     assert heard["frames"] > 0
     assert heard["level_dbfs"] > HEARD_DBFS, heard  # the tone or the images, not silence
+{%- endif %}
 
     if SPEECH is None:
         # Input set through the API reaches the UI connection's handler.
@@ -217,13 +275,13 @@ async def test_a_ui_connection_is_first_class(
         await gain.fill("0")
         await gain.press("Enter")
     # Its output comes back (after the next pause, for a handler that waits for them).
-    async with asyncio.timeout(20):
+    async with asyncio.timeout(OUTPUT_WITHIN_S):
         silenced = await first_output(http, connection_id, gain=0.0)
     assert silenced["level_dbfs"] == -120.0
 
     # The UI shows the handler's output too.
     level = page.get_by_label("Level (dBFS)")
-    await wait_until(lambda: level_shows(level, "-120"), within=20)
+    await wait_until(lambda: level_shows(level, "-120"), within=OUTPUT_WITHIN_S)
     await page.screenshot(path=artifacts / "ui-streaming.png", full_page=True)
 
     # Stop (or, where the UI has no stop control, closing the page) releases it promptly.
@@ -250,7 +308,7 @@ async def test_a_page_gets_its_outputs_while_others_call_the_queue_api(
     await the_connection(http)
 
     level = page.get_by_label("Level (dBFS)")
-    await wait_until(lambda: level_shows_a_number(level))
+    await wait_until(lambda: level_shows_a_number(level), within=OUTPUT_WITHIN_S)
     await page.locator(START).click() if CLIENT_SENDS else await page.close()
 
 
@@ -320,3 +378,90 @@ def kill_chromium_using(profile: Path) -> None:
             os.kill(int(proc.name), signal.SIGKILL)
             killed += 1
     assert killed, "found no Chromium process to kill"
+{%- if cookiecutter.handler == "voice-agent" %}
+
+
+CONVERSATION = """() => [...document.querySelectorAll('[data-testid="user"], [data-testid="bot"]')]
+  .map((message) => [message.dataset.testid, message.innerText.trim()])"""
+"""The Conversation's messages, in order, as ``[role, text]`` (role: "user" or "bot")."""
+REMOTE_AUDIO = """[...document.querySelectorAll('audio')].some((a) => a.srcObject
+  && a.srcObject.getAudioTracks().some((t) => t.readyState === 'live'))"""
+"""Whether the page has the agent's audio: fastrtc plays the peer's stream in an <audio>."""
+# Measures what the page's <audio> plays every 50 ms into window.__heard: [page ms, dBFS].
+MEASURE_REMOTE_AUDIO = """async () => {
+  const audio = [...document.querySelectorAll('audio')].find((a) => a.srcObject
+    && a.srcObject.getAudioTracks().length);
+  const context = new AudioContext();
+  const analyser = context.createAnalyser();
+  analyser.fftSize = 2048;
+  context.createMediaStreamSource(audio.srcObject).connect(analyser);
+  const mute = context.createGain();
+  mute.gain.value = 0;
+  analyser.connect(mute).connect(context.destination);  // pulled by the graph, heard by none
+  const samples = new Float32Array(analyser.fftSize);
+  window.__heard = [];
+  setInterval(() => {
+    analyser.getFloatTimeDomainData(samples);
+    const rms = Math.sqrt(samples.reduce((sum, x) => sum + x * x, 0) / samples.length);
+    window.__heard.push([performance.now(), rms > 0 ? Math.max(-120, 20 * Math.log10(rms)) : -120]);
+  }, 50);
+  await context.resume();
+  return context.state;
+}"""
+LOUD_SINCE = f"""(since) => window.__heard
+  .filter(([at, level]) => at >= since && level > {AUDIBLE_DBFS}).length"""
+"""How many of the page's audio measures since ``since`` (page ms) are the agent speaking."""
+HEARD_REPLY = 10
+"""Loud measures (50 ms apart) that make the answer heard: half a second of it."""
+REPLY_LAG_MS = 2_000
+"""How long before the page shows the question its answer's audio may start: the Conversation
+is updated through Gradio's queue, the audio comes over WebRTC. The answer to the question
+before ended long before (``PAUSE_S``)."""
+
+
+def asks(message: list[str]) -> bool:
+    """Whether ``message`` is the speaker's, with the question's key words."""
+    role, text = message
+    return role == "user" and set(KEY_WORDS) <= set(text.lower().replace(".", " ").split())
+
+
+def answered(conversation: list[list[str]]) -> bool:
+    """Whether ``conversation`` has the question and, next, the agent's answer to it."""
+    return any(
+        asks(message) and reply[0] == "bot" and reply[1].startswith("You said")
+        for message, reply in itertools.pairwise(conversation)
+    )
+
+
+@pytest.mark.timeout(OUTPUT_WITHIN_S + 120)
+async def test_a_spoken_question_is_answered_in_the_page(
+    browser: BrowserContext, server: str, http: httpx.AsyncClient, artifacts: Path
+) -> None:
+    page = await start_streaming(browser, server)
+    await the_connection(http)
+    await page.wait_for_function(REMOTE_AUDIO, timeout=15_000)
+    assert await page.evaluate(MEASURE_REMOTE_AUDIO) == "running"
+
+    # The Conversation shows the question, then the agent's answer.
+    started = time.monotonic()
+    asked_at: float | None = None
+    conversation: list[list[str]] = []
+    while not answered(conversation) and time.monotonic() - started < OUTPUT_WITHIN_S:
+        await asyncio.sleep(0.1)
+        conversation = await page.evaluate(CONVERSATION)
+        if asked_at is None and any(map(asks, conversation)):
+            asked_at = await page.evaluate("performance.now()")
+    assert answered(conversation), conversation
+    assert asked_at is not None
+    print(f"Record -> answer shown in {time.monotonic() - started:.1f} s: {conversation}")
+
+    # Its audio reaches the page: the agent speaks in the page's <audio>.
+    since = asked_at - REPLY_LAG_MS
+    await page.wait_for_function(
+        f"({LOUD_SINCE})({since}) >= {HEARD_REPLY}", timeout=20_000, polling=100
+    )
+    await page.screenshot(path=artifacts / "ui-voice-agent.png", full_page=True)
+
+    await page.locator(RECORD).click()
+    await wait_until(lambda: no_connections(http), within=5)
+{%- endif %}

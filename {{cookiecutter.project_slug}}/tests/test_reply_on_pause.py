@@ -15,13 +15,8 @@ from pydantic import ValidationError
 
 from {{ cookiecutter.package_name }}.client import Door
 from {{ cookiecutter.package_name }}.handlers.io import SAMPLE_RATE, AudioFrame, Input, Stats
-from {{ cookiecutter.package_name }}.handlers.reply_on_pause import (
-    DETECTOR,
-    PauseSettings,
-    build_handler,
-    pause_detector,
-    reply,
-)
+from {{ cookiecutter.package_name }}.handlers.pauses import DETECTOR, PauseSettings, pause_detector
+from {{ cookiecutter.package_name }}.handlers.reply_on_pause import build_handler, reply
 from {{ cookiecutter.package_name }}.media import AppStreams
 
 from .conftest import DOORS, Connect, stats_of

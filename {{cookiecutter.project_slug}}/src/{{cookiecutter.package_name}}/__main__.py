@@ -13,6 +13,7 @@ from fastapi import FastAPI
 
 from .api.limits import WEBSOCKET_MESSAGE_BYTES
 from .app import create_app
+from .handlers.io import HandlerUnavailable
 from .media import AppStreams
 from .settings import get_settings
 
@@ -36,7 +37,10 @@ class Server(uvicorn.Server):
 
 def main() -> None:
     settings = get_settings()
-    app = create_app(settings)
+    try:
+        app = create_app(settings)
+    except HandlerUnavailable as exc:  # one line naming the setting, no traceback
+        raise SystemExit(f"error: {exc}") from None
     config = uvicorn.Config(
         app,
         host=settings.host,

@@ -12,6 +12,9 @@ from fastrtc import Stream
 
 from .handlers import build_handler
 from .handlers.io import DEFAULT_INPUT, Input, Stats
+{%- if cookiecutter.handler == "voice-agent" %}
+from .handlers.voice_agent.agent import NOT_UNDERSTOOD
+{%- endif %}
 from .services.streams import Directory, StreamService
 from .settings import Settings
 
@@ -21,9 +24,37 @@ AppDirectory = Directory[Input, Stats]
 """Every connection of the app (in cluster mode, of every replica)."""
 
 
+{%- if cookiecutter.handler == "voice-agent" %}
+Chat = list[dict[str, str]]
+"""The conversation as Gradio's ``Chatbot`` shows it (``type="messages"``)."""
+
+
+def show_stats(
+    frames: float | None, level: float | None, chat: Chat | None, stats: Stats
+) -> tuple[int, float, Chat]:
+    """Map the agent's ``Stats`` onto the UI: the reply's figures, and the conversation with
+    each turn's transcript and reply (or what went wrong).
+
+    fastrtc calls this, for each page, with the values its outputs had when the page started
+    listening, every time: the conversation is kept in that list, which is the page's own.
+    """
+    chat = chat if chat is not None else []
+    reply = stats.reply or "…"
+    if stats.error:
+        reply = f"{stats.reply} [error: {stats.error}]".strip()
+    heard = stats.transcript or f"({NOT_UNDERSTOOD.lower().removesuffix('.')})"
+    if stats.turn > sum(message["role"] == "user" for message in chat):
+        chat += [{"role": "user", "content": heard}, {"role": "assistant", "content": reply}]
+    elif chat:
+        chat[-1] = {"role": "assistant", "content": reply}
+    return stats.frames, round(stats.level_dbfs, 1), list(chat)
+{%- else %}
+
+
 def show_stats(frames: float | None, level: float | None, stats: Stats) -> tuple[int, float]:
     """Map the handler's ``Stats`` onto the UI's output components."""
     return stats.frames, round(stats.level_dbfs, 1)
+{%- endif %}
 
 
 def build_stream(settings: Settings) -> Stream:
@@ -38,10 +69,17 @@ def build_stream(settings: Settings) -> Stream:
         server_rtc_configuration=rtc_configuration,
         additional_inputs=[
             gr.Slider(0.0, 4.0, value=DEFAULT_INPUT.gain, step=0.1, label="Gain"),
+{%- if cookiecutter.handler == "voice-agent" %}
+            gr.Textbox(value=DEFAULT_INPUT.system_prompt, label="System prompt", lines=3),
+            gr.Textbox(value=DEFAULT_INPUT.voice, label="Voice", placeholder="default"),
+{%- endif %}
         ],
         additional_outputs=[
             gr.Number(label="Frames", precision=0),
             gr.Number(label="Level (dBFS)"),
+{%- if cookiecutter.handler == "voice-agent" %}
+            gr.Chatbot(type="messages", label="Conversation"),
+{%- endif %}
         ],
         additional_outputs_handler=show_stats,
         ui_args={"title": settings.title},

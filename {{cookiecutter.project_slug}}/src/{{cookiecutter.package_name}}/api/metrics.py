@@ -9,7 +9,9 @@ from fastapi import APIRouter, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
-
+{% if cookiecutter.handler == "voice-agent" %}
+from ..handlers.voice_agent.agent import TURN_SECONDS
+{%- endif %}
 from ..media import AppStreams
 from ..services.streams import Source
 from .auth import Admin
@@ -59,4 +61,7 @@ async def metrics(streams: StreamsDep) -> Response:
     """Prometheus metrics (needs the admin token when ``APP_ADMIN_TOKEN`` is set)."""
     registry = CollectorRegistry()
     registry.register(StreamCollector(streams))
+{%- if cookiecutter.handler == "voice-agent" %}
+    registry.register(TURN_SECONDS)  # the voice agent's turns: seconds to each stage
+{%- endif %}
     return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

@@ -23,6 +23,20 @@ VideoFrame = npt.NDArray[np.uint8]
 SAMPLE_RATE = 48_000
 
 
+class HandlerUnavailable(RuntimeError):
+    """The handler cannot work here (a model it cannot load, a server it cannot reach); its
+    message is one line naming the setting and what it needs, and the app exits with it."""
+{%- if cookiecutter.handler == "voice-agent" %}
+
+
+SYSTEM_PROMPT = (
+    "You are a helpful voice assistant. Answer in one to three short sentences of plain text, "
+    "with no lists or markup: your words are spoken."
+)
+"""The system prompt of a connection until a client sets another."""
+{%- endif %}
+
+
 class Input(BaseModel):
     """What a client may change while connected."""
 
@@ -34,10 +48,35 @@ class Input(BaseModel):
         le=4.0,
         description="Factor of the audio's volume, the video's brightness.",
     )
+{%- if cookiecutter.handler == "voice-agent" %}
+    system_prompt: str = Field(
+        default=SYSTEM_PROMPT,
+        min_length=1,
+        max_length=4000,
+        description="What the language model is told before the conversation.",
+    )
+    voice: str = Field(
+        default="",
+        max_length=64,
+        pattern=r"^[\w.+-]*$",
+        description="The synthesizer's voice (e.g. 'en-us', 'alloy'); empty: its default.",
+    )
+{%- endif %}
 
 
 DEFAULT_INPUT = Input()
 """The input of a connection until a client sets one."""
+{%- if cookiecutter.handler == "voice-agent" %}
+
+
+class TurnLatency(BaseModel):
+    """Seconds from the end of the speaker's speech to each stage's first result."""
+
+    transcribed: float = Field(description="Speech to text done.")
+    first_token: float | None = Field(description="The language model's first words.")
+    first_synthesized: float | None = Field(description="The synthesizer's first audio.")
+    first_audio: float | None = Field(description="The reply's first audio sent.")
+{%- endif %}
 
 
 class Stats(BaseModel):
@@ -48,6 +87,19 @@ class Stats(BaseModel):
         description="Level of the media last handled, in dBFS (video: mean brightness to white)."
     )
     gain: float = Field(description="Gain in force.")
+{%- if cookiecutter.handler == "voice-agent" %}
+    turn: int = Field(default=0, ge=0, description="The turn reported on: 1, 2, ... (0: none).")
+    transcript: str = Field(default="", description="What the agent heard in this turn.")
+    reply: str = Field(default="", description="The agent's reply in this turn, so far.")
+    done: bool = Field(default=False, description="Whether the reply is over.")
+    latency: TurnLatency | None = Field(
+        default=None, description="How long each stage took (set once the reply is over)."
+    )
+    error: str | None = Field(
+        default=None, description="What failed in this turn; the connection stays open."
+    )
+
+{%- endif %}
 
 
 def level_dbfs(audio: npt.NDArray[np.int16]) -> float:

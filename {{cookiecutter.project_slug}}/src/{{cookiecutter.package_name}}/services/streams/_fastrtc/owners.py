@@ -40,6 +40,7 @@ from .peers import (
     stop_workers,
     tell_page_closed,
 )
+from .replies import barge_in, idle_polling, keep_speech_start
 
 if TYPE_CHECKING:
     from ..service import StreamService
@@ -283,6 +284,10 @@ class FastrtcStream(Generic[InputT, OutputT]):
             method = getattr(handler, name, None)
             if callable(method):
                 setattr(handler, name, counted(name, method, self._layer.handler_raised))
+        if isinstance(handler, ReplyOnPause):
+            idle_polling(handler)
+            keep_speech_start(handler)
+            barge_in(handler)
         return handler
 
     @workaround(
