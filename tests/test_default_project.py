@@ -70,6 +70,7 @@ EXPECTED_FILES = {
     "src/my_fastrtc_app/services/streams/_fastrtc/marks.py",
     "src/my_fastrtc_app/services/streams/_fastrtc/owners.py",
     "src/my_fastrtc_app/services/streams/_fastrtc/peers.py",
+    "src/my_fastrtc_app/services/streams/_fastrtc/replies.py",
     "src/my_fastrtc_app/services/streams/_websocket.py",
     "src/my_fastrtc_app/services/streams/directory.py",
     "src/my_fastrtc_app/services/streams/errors.py",

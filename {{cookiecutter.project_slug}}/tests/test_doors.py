@@ -158,9 +158,9 @@ async def test_a_peer_that_never_connects_is_freed_after_the_peer_timeout(
 
 
 async def queue_message(admin: httpx.AsyncClient, session: str, kind: str, count: int = 1) -> None:
-    """Wait, 10 s at most, until the session's queue stream has sent ``count`` of ``kind``."""
+    """Wait, 30 s at most, until the session's queue stream has sent ``count`` of ``kind``."""
     seen = 0
-    async with asyncio.timeout(10):
+    async with asyncio.timeout(30):
         async for message in queue_messages(admin, session):
             seen += message.get("msg") == kind
             if seen == count:

@@ -66,7 +66,7 @@ def finished(turn: int) -> Callable[[Stats], bool]:
 
 
 async def until(
-    found: list[Stats], condition: Callable[[Stats], object], within: float = 20.0
+    found: list[Stats], condition: Callable[[Stats], object], within: float = 40.0
 ) -> Stats:
     """The first output in ``found`` (now or to come) that meets ``condition``."""
     async with asyncio.timeout(within):

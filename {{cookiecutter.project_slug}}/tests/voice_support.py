@@ -57,10 +57,10 @@ class Ear:
         """When the audible frames since ``since`` came."""
         return [at for at, level in self.heard if at >= since and level > AUDIBLE_DBFS]
 
-    async def wait(self, condition: Callable[[], object], within: float = 15.0) -> None:
+    async def wait(self, condition: Callable[[], object], within: float = 30.0) -> None:
         await wait_until(condition, within)
 
-    async def hears(self, frames: int, since: float, within: float = 15.0) -> None:
+    async def hears(self, frames: int, since: float, within: float = 30.0) -> None:
         """Wait until ``frames`` audible frames have come since ``since``."""
         await self.wait(lambda: len(self.loud_since(since)) >= frames, within)
 

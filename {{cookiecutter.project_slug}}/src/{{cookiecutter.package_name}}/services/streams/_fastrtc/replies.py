@@ -155,7 +155,9 @@ def idle_polling(handler: ReplyOnPause) -> None:
     "fastrtc's ReplyOnPause drops the audio in which speech starts unless most of it is speech: "
     "the first word is often lost",
     "tests/test_voice_agent.py::test_a_spoken_question_gets_a_spoken_answer",
+{%- if cookiecutter.handler == "voice-agent" and cookiecutter.include_ui %}
     "tests/test_browser.py::test_a_spoken_question_is_answered_in_the_page",
+{%- endif %}
 )
 def keep_speech_start(handler: ReplyOnPause) -> None:
     """Put the chunk of audio before the one in which ``handler`` hears talking start in front
