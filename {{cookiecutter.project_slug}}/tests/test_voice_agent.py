@@ -20,7 +20,12 @@ from fastrtc import AdditionalOutputs
 from {{ cookiecutter.package_name }}.client import Door
 from {{ cookiecutter.package_name }}.handlers.io import SAMPLE_RATE, Input, Stats
 from {{ cookiecutter.package_name }}.handlers.voice_agent import VoiceAgent, build_providers
-from {{ cookiecutter.package_name }}.handlers.voice_agent.agent import NOT_UNDERSTOOD, Conversation, Providers
+from {{ cookiecutter.package_name }}.handlers.voice_agent.agent import (
+    FRAMES_PER_SECOND,
+    NOT_UNDERSTOOD,
+    Conversation,
+    Providers,
+)
 from {{ cookiecutter.package_name }}.handlers.voice_agent.language_model import Parrot
 from {{ cookiecutter.package_name }}.handlers.voice_agent.providers import Message
 from {{ cookiecutter.package_name }}.handlers.voice_agent.settings import VoiceSettings
@@ -28,7 +33,7 @@ from {{ cookiecutter.package_name }}.media import AppStreams
 
 from .conftest import DOORS, Connect, stats_of
 from .doors_support import metric
-from .voice_support import KEY_WORDS, Ear, SpeakingTrack
+from .voice_support import KEY_WORDS, Ear, SpeakingTrack, spoken
 
 INTERRUPTED_WITHIN_S = 0.3
 """How soon the reply's audio must stop once the speaker talks over it, as the peer hears."""
@@ -129,9 +134,10 @@ async def test_speech_during_a_reply_stops_its_audio_within_300_ms(
     assert stopped - talked <= INTERRUPTED_WITHIN_S
     second_ended = await mic.finished()
     assert not [at for at in ear.loud_since(stopped) if at < second_ended]  # none of it left
-    first = await until(found, finished(1))
-    heard_of_it = len([at for at in ear.loud_since(ended) if at < stopped])
-    assert heard_of_it < first.frames - 25  # stopped, not over: half a second or more unsaid
+    first = await until(found, heard(1))
+    whole = await spoken(f"You said: {first.transcript}.")  # what the reply would have been
+    heard_of_it = len([at for at in ear.loud_since(ended) if at < stopped]) / FRAMES_PER_SECOND
+    assert heard_of_it < whole.size / SAMPLE_RATE - 0.5  # stopped: half a second or more unsaid
     transcribed = await until(found, heard(2))  # what interrupted it
     assert set(KEY_WORDS) <= set(transcribed.transcript.split())
     await until(found, finished(2))
