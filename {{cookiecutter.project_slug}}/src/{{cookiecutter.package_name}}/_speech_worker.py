@@ -30,7 +30,11 @@ DITHER = True
 """Half a bit of noise on the audio: digital silence (a synthesizer's pauses) otherwise throws
 the decoder off; with it, it gets a quarter more of the synthesizer's words right."""
 SEED = 1
-"""The seed of that noise: the same audio is always heard the same way."""
+"""The seed of that noise."""
+CMN = "batch"
+"""Cepstral mean normalization over each utterance alone (PocketSphinx's default, ``live``,
+carries it over from the utterances before): with the seed, the same audio is always heard
+the same way, whichever connection's turns came before."""
 
 _decoder: Decoder | None = None
 
@@ -39,7 +43,9 @@ def load() -> None:
     """Load the decoder with its English model, once per worker process, which ends with the
     app's process however that ends (killed too)."""
     global _decoder
-    _decoder = Decoder(samprate=SAMPLE_RATE, dither=DITHER, seed=SEED, loglevel="FATAL", **SEARCH)
+    _decoder = Decoder(
+        samprate=SAMPLE_RATE, dither=DITHER, seed=SEED, cmn=CMN, loglevel="FATAL", **SEARCH
+    )
     parent = multiprocessing.parent_process()
     if parent is not None:
         threading.Thread(target=_end_with, args=(parent,), daemon=True).start()
