@@ -370,7 +370,8 @@ def main(argv: list[str] | None = None) -> int:
         "--scenario",
         choices=("voice", "echo"),
         default="voice",
-        help="voice: say a sentence, time the spoken reply; echo: time tone bursts [voice]",
+        help="voice: say a sentence, time the spoken reply; echo: time tone bursts sent back, "
+        "for a handler that echoes [voice]",
     )
     parser.add_argument("--peers", type=int, default=4, help="peers at once [4]")
     parser.add_argument("--turns", type=int, default=5, help="voice: turns per peer [5]")

@@ -1,7 +1,8 @@
 """The load generator's view of the server's CPU and memory, read from ``/proc``.
 
 Only for a server on this machine: found by the port it listens on, then sampled now and
-then for its CPU time and resident memory (Linux only; elsewhere nothing is found).
+then for its CPU time and resident memory, with those of the processes it started (Linux
+only; elsewhere nothing is found).
 """
 
 from __future__ import annotations
@@ -44,8 +45,21 @@ class ServerSample:
     rss_mib: float
 
 
-def sample_server(pid: int) -> ServerSample | None:
-    """A sample of process ``pid``; ``None`` if it is gone or this user may not read it."""
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and the processes it started, theirs too (e.g. a speech-to-text worker)."""
+    found, pending = [], [pid]
+    while pending:
+        current = pending.pop()
+        found.append(current)
+        for children in Path(f"/proc/{current}/task").glob("*/children"):
+            with contextlib.suppress(OSError):
+                pending += [int(child) for child in children.read_text().split()]
+    return found
+
+
+def _usage(pid: int) -> tuple[float, float] | None:
+    """Process ``pid``'s CPU seconds (user + system) and resident MiB; ``None`` if it is gone
+    or this user may not read it."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
         status = Path(f"/proc/{pid}/status").read_text()
@@ -55,7 +69,19 @@ def sample_server(pid: int) -> ServerSample | None:
     ticks = os.sysconf("SC_CLK_TCK")
     cpu_s = (int(fields[11]) + int(fields[12])) / ticks  # utime + stime
     rss_kib = next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS"))
-    return ServerSample(time.monotonic(), cpu_s, rss_kib / 1024)
+    return cpu_s, rss_kib / 1024
+
+
+def sample_server(pid: int) -> ServerSample | None:
+    """A sample of process ``pid`` with the processes it started; ``None`` if it is gone or
+    this user may not read it."""
+    server, *children = [_usage(process) for process in process_tree(pid)]
+    if server is None:
+        return None
+    usages = [server, *(child for child in children if child is not None)]
+    return ServerSample(
+        time.monotonic(), sum(cpu for cpu, _ in usages), sum(rss for _, rss in usages)
+    )
 
 
 def server_usage(pid: int | None, samples: list[ServerSample]) -> dict[str, Any] | None:
