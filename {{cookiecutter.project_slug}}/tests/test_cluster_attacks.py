@@ -9,6 +9,7 @@ redis-py client of the test, into the keys and channels the replicas use.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import socket
@@ -23,6 +24,9 @@ import httpx
 import pytest
 import redis.asyncio as redis
 from redis.typing import EncodableT, FieldT
+from websockets.asyncio.client import ClientConnection
+from websockets.asyncio.client import connect as websocket_connect
+from websockets.exceptions import ConnectionClosed
 
 from {{ cookiecutter.package_name }}.client import (
     Door,
@@ -41,13 +45,16 @@ from .cluster_support import (
     open_peer,
     replica,
 )
-from .conftest import DOORS
+from .conftest import DOORS, WEBSOCKET
+from .doors_support import start, websocket_url
 
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(240)]
 
 ROUNDS = 5
 IDS_PER_ROUND = 16
 """Ids offered at once in a round, each to both replicas: 32 offers, for 2 x LIMIT slots."""
+WEBSOCKET_ANSWER_S = 3.0
+"""How long a refusal of a websocket start may take; a socket not refused by then is admitted."""
 SETTLE = TTL / 3 + 2 + 2
 """Seconds within which a restarted Redis has the whole view again: a publication period, one
 attempt that waited for Redis (2 s), and slack."""
@@ -58,15 +65,46 @@ OUTAGE = 1.0
 # -- offers racing across replicas ---------------------------------------------------------
 
 
+class Socket:
+    """A websocket connection the door admitted, as the race test holds its peers."""
+
+    def __init__(self, socket: ClientConnection, connection_id: str) -> None:
+        self.socket = socket
+        self.connection_id = connection_id
+
+    async def close(self) -> None:
+        await self.socket.close()
+
+
 async def test_simultaneous_offers_never_pass_a_replicas_limit_nor_share_an_id(
     https: tuple[httpx.AsyncClient, httpx.AsyncClient], peers: list[Peer]
 ) -> None:
     replicas = dict(zip("ab", https, strict=True))
     refused: Counter[str] = Counter()
+    doors: list[Door | str] = [*DOORS, *(["websocket"] if WEBSOCKET else [])]
 
-    async def offer(name: str, door: Door, connection_id: str) -> tuple[str, Peer | None]:
+    async def through_websocket(name: str, connection_id: str) -> Socket | None:
+        socket = await websocket_connect(websocket_url(str(replicas[name].base_url).rstrip("/")))
+        await socket.send(start(connection_id))
         try:
-            return name, await open_peer(replicas[name], door, connection_id=connection_id)
+            async with asyncio.timeout(WEBSOCKET_ANSWER_S):
+                message = json.loads(await socket.recv())
+        except TimeoutError:
+            return Socket(socket, connection_id)
+        except ConnectionClosed:
+            return None
+        await socket.close()
+        assert message.get("status") == "failed", message
+        refused[str(message["meta"]["error"])] += 1
+        return None
+
+    async def offer(
+        name: str, door: Door | str, connection_id: str
+    ) -> tuple[str, Peer | Socket | None]:
+        if door == "websocket":
+            return name, await through_websocket(name, connection_id)
+        try:
+            return name, await open_peer(replicas[name], Door(door), connection_id=connection_id)
         except OfferRefused as exc:
             refused[exc.reason] += 1
             return name, None
@@ -74,18 +112,24 @@ async def test_simultaneous_offers_never_pass_a_replicas_limit_nor_share_an_id(
     for round_ in range(ROUNDS):
         refused.clear()
         ids = [new_connection_id() for _ in range(IDS_PER_ROUND)]
-        # Each id goes to both replicas at once, through different doors.
+        # Each id goes to both replicas at once, through different doors (the websocket's too).
         offers = [
-            offer(name, DOORS[(i + r) % len(DOORS)], connection_id)
+            offer(name, doors[(i + r) % len(doors)], connection_id)
             for i, connection_id in enumerate(ids)
             for r, name in enumerate(replicas)
         ]
         results = await asyncio.gather(*offers)
         accepted = [(name, peer) for name, peer in results if peer is not None]
-        peers += [peer for _, peer in accepted]
+        peers += [peer for _, peer in accepted if isinstance(peer, Peer)]
         by_replica = Counter(name for name, _ in accepted)
         by_id = Counter(peer.connection_id for _, peer in accepted)
-        print(f"round {round_}: accepted {dict(by_replica)}, refused {dict(refused)}")
+        by_door = Counter(
+            "websocket" if isinstance(peer, Socket) else "webrtc" for _, peer in accepted
+        )
+        print(
+            f"round {round_}: accepted {dict(by_replica)} ({dict(by_door)}),"
+            f" refused {dict(refused)}"
+        )
         assert all(count <= LIMIT for count in by_replica.values()), by_replica
         assert by_id, "no offer was admitted"
         assert max(by_id.values()) == 1, [i for i, n in by_id.items() if n > 1]

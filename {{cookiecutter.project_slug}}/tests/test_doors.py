@@ -260,7 +260,13 @@ async def test_racing_offers_through_every_door_never_pass_the_limit_nor_share_a
     doors = [door.value for door in DOORS] + (["websocket"] if WEBSOCKET else [])
     for _ in range(ROUNDS):
         ids = [new_connection_id() for _ in range(OFFERS // 2)]
-        attempts = [(doors[n % len(doors)], ids[n % len(ids)]) for n in range(OFFERS)]
+        # Each id twice at once, through two different doors (where the app has two).
+        attempts = [
+            (doors[(i + r) % len(doors)], connection_id)
+            for r in range(2)
+            for i, connection_id in enumerate(ids)
+        ]
+        assert len(attempts) == OFFERS
         try:
             admitted = await asyncio.gather(
                 *(offer_through(admin, app_url, door, cid) for door, cid in attempts)

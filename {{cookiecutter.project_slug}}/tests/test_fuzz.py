@@ -140,13 +140,14 @@ def answer(
         return response.status_code, kind, content
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=list(HealthCheck))
-@given(
-    route=st.sampled_from(ROUTES),
-    value=path_values,
-    body=bodies,
-    headers=credentials,
-)
+EXAMPLES_PER_ROUTE = 4
+"""Examples for each route. Every mounted route is fuzzed in every run: 400 examples sampled
+over all of them at once left 2 to 9 of the 96 routes of the default project out of a run."""
+
+
+@pytest.mark.parametrize("route", ROUTES, ids=[f"{method} {path}" for method, path in ROUTES])
+@settings(max_examples=EXAMPLES_PER_ROUTE, deadline=None, suppress_health_check=list(HealthCheck))
+@given(value=path_values, body=bodies, headers=credentials)
 def test_no_route_answers_a_server_error_or_an_odd_shape(
     server: str, route: tuple[str, str], value: str, body: bytes, headers: dict[str, str]
 ) -> None:
