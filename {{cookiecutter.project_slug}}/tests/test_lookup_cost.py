@@ -68,6 +68,7 @@ LOOKUPS: dict[str, Lookup] = {
     "in, unknown id": lambda r: lambda: "unknown" in r.streams,
     "in, websocket id": lambda r: lambda: r.last[Source.WEBSOCKET] in r.streams,
     "len": lambda r: lambda: len(r.streams),
+    "a page of the listing": lambda r: lambda: r.streams.list_connections(0, SMALL),
     "admission of a new id": lambda r: admitted_and_withdrawn(r.streams),
     "latest output of an unknown id": lambda r: refused(lambda: r.streams.latest_output("unknown")),
 }

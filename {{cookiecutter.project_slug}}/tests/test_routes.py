@@ -11,6 +11,7 @@ import pytest
 from {{ cookiecutter.package_name }}.client import Door, OfferRefused, connect, wait_until
 from {{ cookiecutter.package_name }}.handlers.io import Stats
 from {{ cookiecutter.package_name }}.media import AppStreams
+from {{ cookiecutter.package_name }}.services.streams import Source
 
 from .conftest import CLIENT_SENDS, DOORS, NO_MEDIA, SERVER_CLOSED, Connect, next_stats
 
@@ -38,6 +39,28 @@ async def test_listing_shows_every_door(http: httpx.AsyncClient, peer: Connect) 
     for connection in expected:
         one = await http.get(f"/connections/{connection['id']}")
         assert one.json() == connection
+
+
+async def test_the_listing_comes_in_pages_on_request(
+    http: httpx.AsyncClient, streams: AppStreams
+) -> None:
+    ids = [streams.reserve({"webrtc_id": f"listed-{n}"}, Source.WEBSOCKET) for n in range(4)]
+
+    async def listed(query: str) -> list[str]:
+        response = await http.get(f"/connections{query}")
+        assert response.status_code == 200, response.text
+        return [c["id"] for c in response.json()]
+
+    assert await listed("") == ids
+    assert await listed("?limit=2") == ids[:2]
+    assert await listed("?offset=2&limit=2") == ids[2:4]
+    assert await listed("?offset=3&limit=1000") == ids[3:]
+    assert await listed("?offset=4&limit=2") == []
+    for query, field in [("?limit=0", "limit"), ("?limit=1001", "limit"), ("?offset=-1", "offset")]:
+        response = await http.get(f"/connections{query}")
+        assert field in str(error_of(response, 422, "invalid_request"))
+    for connection_id in ids:
+        streams.withdraw(connection_id)
 
 
 @pytest.mark.parametrize(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterable, AsyncIterator
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, status
+from fastapi import APIRouter, Depends, Query, status
 from fastapi.sse import EventSourceResponse
 
 from ..handlers.io import Input, Stats
@@ -21,6 +21,19 @@ from .errors import NoOutputYetError, UnauthorizedError, responses
 
 router = APIRouter(prefix="/connections", tags=["connections"])
 
+MAX_PAGE = 1000
+"""Most connections in one page of the listing."""
+Offset = Annotated[int, Query(ge=0, description="Connections to pass over, in offer order.")]
+Limit = Annotated[
+    int | None,
+    Query(
+        ge=1,
+        le=MAX_PAGE,
+        description="Most connections in the answer: a page, whose cost does not grow with the "
+        "number of connections. Unset: every connection.",
+    ),
+]
+
 FOUND = (UnknownConnectionError,)
 """What every route on one connection may answer: the id is no live connection."""
 
@@ -32,10 +45,12 @@ FOUND = (UnknownConnectionError,)
     dependencies=[Admin],
     responses=responses(UnauthorizedError),
 )
-async def list_connections(directory: DirectoryDep) -> list[ConnectionInfo]:
+async def list_connections(
+    directory: DirectoryDep, offset: Offset = 0, limit: Limit = None
+) -> list[ConnectionInfo]:
     """Every connection, whichever way it was made (``source``: api, ui or websocket) and, in
-    cluster mode, on whichever replica (``replica``)."""
-    return await directory.list_connections()
+    cluster mode, on whichever replica (``replica``); with ``limit``, one page of them."""
+    return await directory.list_connections(offset, limit)
 
 
 @router.get(

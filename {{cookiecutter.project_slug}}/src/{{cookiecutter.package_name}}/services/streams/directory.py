@@ -69,10 +69,15 @@ class Directory(Generic[InputT, OutputT]):
         self.streams = streams
         self.replicas = replicas
 
-    async def list_connections(self) -> list[ConnectionInfo]:
+    async def list_connections(
+        self, offset: int = 0, limit: int | None = None
+    ) -> list[ConnectionInfo]:
+        """Every connection, or the page of ``limit`` from ``offset`` on (in cluster mode, cut
+        from every replica's listing)."""
         if self.replicas is None:
-            return self.streams.list_connections()
-        return await self.replicas.list_connections()
+            return self.streams.list_connections(offset, limit)
+        listed = await self.replicas.list_connections()
+        return listed[offset : None if limit is None else offset + limit]
 
     async def get(self, connection_id: str) -> ConnectionInfo:
         owner = await self._owner(connection_id)

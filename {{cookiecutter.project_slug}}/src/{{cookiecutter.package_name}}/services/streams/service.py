@@ -7,6 +7,7 @@ and every lookup read. What it needs of fastrtc's internals goes through ``_fast
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 import time
@@ -62,11 +63,17 @@ class StreamService(Generic[InputT, OutputT]):
         input_model: type[InputT],
         output_model: type[OutputT],
         peer_timeout: float | None = None,
+        audio_buffer_ms: int | None = None,
+        offer_delay_ms: int | None = None,
         output_buffer: int = 64,
     ) -> None:
         self.input_model = input_model
         self.output_model = output_model
         self.peer_timeout = peer_timeout
+        self.audio_buffer_ms = audio_buffer_ms
+        """How long the server waits for a late audio packet; ``None``: aiortc's buffer."""
+        self.offer_delay_ms = offer_delay_ms
+        """The pause before an offer's answer is returned; ``None``: fastrtc's 100."""
         self.connections_total: Counter[Source] = Counter()
         """Connections ever accepted, by source (for metrics)."""
         self.claims: Claims | None = None
@@ -100,9 +107,12 @@ class StreamService(Generic[InputT, OutputT]):
 
     # -- reading ---------------------------------------------------------------------------
 
-    def list_connections(self) -> list[ConnectionInfo]:
-        """Every connection, whatever its door, in the order they were offered."""
-        return [self._info(id_, source) for id_, source in list(self._admitted.items())]
+    def list_connections(self, offset: int = 0, limit: int | None = None) -> list[ConnectionInfo]:
+        """Every connection, whatever its door, in the order they were offered; with ``limit``,
+        a page: at most that many from ``offset`` on, at a cost that does not grow with all."""
+        stop = None if limit is None else offset + limit
+        page = list(itertools.islice(self._admitted.items(), offset, stop))
+        return [self._info(id_, source) for id_, source in page]
 
     def get(self, connection_id: str) -> ConnectionInfo:
         """One connection; ``UnknownConnectionError`` if no live connection has this id."""
