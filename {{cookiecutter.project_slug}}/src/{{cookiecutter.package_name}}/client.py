@@ -270,6 +270,7 @@ async def connect(
     on_frame: Callable[[AudioFrame], None] | None = None,
     video: bool = False,
     direction: Direction = "sendrecv",
+    on_gathered: Callable[[RTCPeerConnection], None] | None = None,
 ) -> Peer:
     """Offer a new connection through ``door`` and return once the answer is applied.
 
@@ -279,7 +280,9 @@ async def connect(
     for the app's. With ``speech`` the tone comes in turns with pauses, as a pause-detecting
     handler needs. ``track`` replaces the tone (e.g. the load generator's); ``on_frame``
     sees each audio frame that comes back. With neither medium the peer offers only its data
-    channel, so no media ever starts.
+    channel, so no media ever starts. ``on_gathered`` is called with the peer connection once
+    its candidates are gathered (its sockets open), before the offer is sent: e.g. the load
+    generator's emulated network.
     """
     pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
     peer = Peer(connection_id or new_connection_id(), pc, on_frame=on_frame)
@@ -303,6 +306,8 @@ async def connect(
     await pc.setLocalDescription(await pc.createOffer())
     offer = {"sdp": pc.localDescription.sdp, "type": "offer", "webrtc_id": peer.connection_id}
     try:
+        if on_gathered is not None:
+            on_gathered(pc)
         if door is Door.API:
             response = await http.post("/webrtc/offer", json=offer)
         else:

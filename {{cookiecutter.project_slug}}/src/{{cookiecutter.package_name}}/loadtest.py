@@ -29,7 +29,8 @@ received and lost, errors, and the server's CPU and memory
 {%- endif %}
 when it runs on this machine (``loadtest_server.py``: found by ``--server-pid`` or by the port
 it listens on). A progress line is printed every second; the result is written as JSON
-(``--out``) and printed as a table.
+(``--out``) and printed as a table. With ``--network`` each peer delays and drops its own
+datagrams, both ways, as a LAN or the internet would (``loadtest_network.py``).
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ from .client import Door, new_connection_id
 {%- if cookiecutter.handler == "voice-agent" %}
 from .handlers.io import TurnLatency
 {%- endif %}
+from .loadtest_network import NETWORKS, Network
 from .loadtest_peer import PeerResult, run_peer
 from .loadtest_server import ServerSample, listening_pid, sample_server, server_usage
 {%- if cookiecutter.handler == "voice-agent" %}
@@ -134,12 +136,15 @@ async def run(
     server_pid: int | None = None,
     progress: bool = True,
     ramp: float = 0.0,
+    network: str = "loopback",
 ) -> dict[str, Any]:
     """Run the echo load and return the report (what ``--out`` holds).
 
-    The peers connect at once, or one after another spread over ``ramp`` seconds.
+    The peers connect at once, or one after another spread over ``ramp`` seconds, each
+    through the emulated ``network`` (a name in ``NETWORKS``).
     """
     server_pid = local_pid(url, server_pid)
+    profile = NETWORKS[network]
     results = [PeerResult(new_connection_id(), door.value) for door in doors_for(peers, ui_share)]
 
     def progress_line() -> str:
@@ -159,11 +164,11 @@ async def run(
     ):
         await asyncio.gather(
             *(
-                run_peer(http, Door(r.door), duration, ui_path, r, n * ramp / peers)
+                run_peer(http, Door(r.door), duration, ui_path, r, n * ramp / peers, profile, n)
                 for n, r in enumerate(results)
             )
         )
-    return summarize(url, peers, duration, ui_share, server_pid, results, samples)
+    return summarize(url, peers, duration, ui_share, profile, server_pid, results, samples)
 
 
 def summarize(
@@ -171,6 +176,7 @@ def summarize(
     peers: int,
     duration: float,
     ui_share: float,
+    network: Network,
     server_pid: int | None,
     results: list[PeerResult],
     samples: list[ServerSample],
@@ -185,6 +191,7 @@ def summarize(
         "peers": peers,
         "duration_s": duration,
         "ui_share": ui_share,
+        "network": asdict(network),
         "connect_ms": _p50_p95_ms(connects),
         "echo_ms": _p50_p95_ms(echoes),
         "frames": {
@@ -211,13 +218,16 @@ async def run_voice(
     server_pid: int | None = None,
     progress: bool = True,
     ramp: float = 0.0,
+    network: str = "loopback",
 ) -> dict[str, Any]:
     """Run the voice load and return the report (what ``--out`` holds).
 
     Each peer says ``SENTENCE`` ``turns`` times, ``pause`` s after each reply; the peers
-    connect at once, or one after another spread over ``ramp`` seconds.
+    connect at once, or one after another spread over ``ramp`` seconds, each through the
+    emulated ``network`` (a name in ``NETWORKS``).
     """
     server_pid = local_pid(url, server_pid)
+    profile = NETWORKS[network]
     clip = await spoken(SENTENCE)
     results = [
         VoicePeerResult(new_connection_id(), door.value) for door in doors_for(peers, ui_share)
@@ -240,17 +250,20 @@ async def run_voice(
     ):
         await asyncio.gather(
             *(
-                run_voice_peer(http, Door(r.door), clip, turns, pause, ui_path, r, n * ramp / peers)
+                run_voice_peer(
+                    http, Door(r.door), clip, turns, pause, ui_path, r, n * ramp / peers, profile, n
+                )
                 for n, r in enumerate(results)
             )
         )
-    return summarize_voice(url, turns, ui_share, server_pid, results, samples)
+    return summarize_voice(url, turns, ui_share, profile, server_pid, results, samples)
 
 
 def summarize_voice(
     url: str,
     turns: int,
     ui_share: float,
+    network: Network,
     server_pid: int | None,
     results: list[VoicePeerResult],
     samples: list[ServerSample],
@@ -269,6 +282,7 @@ def summarize_voice(
         "turns_per_peer": turns,
         "sentence": SENTENCE,
         "ui_share": ui_share,
+        "network": asdict(network),
         "connect_ms": _p50_p95_ms([r.connect_s for r in results if r.connect_s is not None]),
         "reply_ms": _p50_p95_ms([t.reply_s for t in taken if t.reply_s is not None]),
         "stages_ms": {
@@ -304,6 +318,7 @@ def table(report: dict[str, Any]) -> str:
             "peers",
             f"{report['peers']} for {report['duration_s']} s (UI share {report['ui_share']})",
         ),
+        ("network", Network(**report["network"]).describe()),
         ("offer -> connected", _p50_p95(report["connect_ms"])),
         ("echo round trip", _p50_p95(report["echo_ms"])),
         (
@@ -324,6 +339,7 @@ def voice_table(report: dict[str, Any]) -> str:
             "peers",
             f"{report['peers']} x {report['turns_per_peer']} turns (UI share {report['ui_share']})",
         ),
+        ("network", Network(**report["network"]).describe()),
         ("offer -> connected", _p50_p95(report["connect_ms"])),
         ("end of speech -> reply heard", _p50_p95(report["reply_ms"])),
         *((f"pause detected -> {stage}", _p50_p95(report["stages_ms"][stage])) for stage in STAGES),
@@ -390,6 +406,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--ramp", type=float, default=0.0, help="seconds over which peers connect [0: at once]"
     )
+    parser.add_argument(
+        "--network",
+        choices=NETWORKS,
+        default="loopback",
+        help="the network each peer emulates for its own datagrams, both ways: "
+        + "; ".join(network.describe() for network in NETWORKS.values()).replace("%", "%%")
+        + " [loopback]",
+    )
     parser.add_argument("--server-pid", type=int, help="the server's pid [found by its port]")
     parser.add_argument("--out", type=Path, default=Path("loadtest.json"), help="JSON report")
     parser.add_argument("--quiet", action="store_true", help="no progress lines")
@@ -402,6 +426,7 @@ def main(argv: list[str] | None = None) -> int:
         "server_pid": args.server_pid,
         "progress": not args.quiet,
         "ramp": args.ramp,
+        "network": args.network,
     }
 {%- if cookiecutter.handler == "voice-agent" %}
     if args.turns < 1 or args.pause < 0:

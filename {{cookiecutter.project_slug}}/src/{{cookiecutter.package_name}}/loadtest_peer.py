@@ -18,6 +18,7 @@ import numpy.typing as npt
 from av import AudioFrame
 
 from .client import FRAME_SAMPLES, SAMPLE_RATE, Door, PacedAudioTrack, connect, rms_dbfs
+from .loadtest_network import LOOPBACK, EmulatedLink, Network
 
 PULSE_EVERY = 25
 """Frames between two bursts (20 ms frames: one every 0.5 s)."""
@@ -128,9 +129,11 @@ async def run_peer(
     ui_path: str,
     live: PeerResult,
     delay: float = 0.0,
+    network: Network = LOOPBACK,
+    seed: int = 0,
 ) -> PeerResult:
     """After ``delay`` s, connect one peer, stream for ``duration`` s and count; fills
-    ``live`` as it goes."""
+    ``live`` as it goes. Its datagrams go through ``network``, drawn with ``seed``."""
     await asyncio.sleep(delay)
     track = PulseTrack()
     timer = EchoTimer(track)
@@ -145,6 +148,7 @@ async def run_peer(
             connection_id=live.connection_id,
             track=track,
             on_frame=timer.on_frame,
+            on_gathered=EmulatedLink(network, seed).apply,
         )
         pc = peer.pc
 

@@ -34,6 +34,7 @@ from .client import (
 )
 from .handlers.io import Stats
 from .handlers.voice_agent.text_to_speech import ESpeak
+from .loadtest_network import LOOPBACK, EmulatedLink, Network
 
 SENTENCE = "what is the weather like today"
 """What the peers say."""
@@ -242,9 +243,11 @@ async def run_voice_peer(
     ui_path: str,
     live: VoicePeerResult,
     delay: float = 0.0,
+    network: Network = LOOPBACK,
+    seed: int = 0,
 ) -> VoicePeerResult:
     """After ``delay`` s, connect one peer and take ``turns`` turns, ``pause`` s apart; fills
-    ``live`` as it goes."""
+    ``live`` as it goes. Its datagrams go through ``network``, drawn with ``seed``."""
     await asyncio.sleep(delay)
     mic, timer = SpeakingTrack(), ReplyTimer()
     started = time.monotonic()
@@ -257,6 +260,7 @@ async def run_voice_peer(
             connection_id=live.connection_id,
             track=mic,
             on_frame=timer.on_frame,
+            on_gathered=EmulatedLink(network, seed).apply,
         )
         await peer.wait_connected(within=30)
         live.connect_s = round(time.monotonic() - started, 4)
