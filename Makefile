@@ -25,7 +25,7 @@ demo: install ## Generate the default project into $(DEMO_DIR)/ and run it (http
 	$(UV) run --locked cookiecutter --no-input . -o $(DEMO_DIR)
 	$(MAKE) -C $(DEMO_DIR)/my-fastrtc-app run UV=$(abspath $(UV))
 
-bench: install ## Benchmark the generated app against plain fastrtc (~8 min): BENCHMARKS.md
+bench: install ## Benchmark the generated app against plain fastrtc (~17 min): BENCHMARKS.md
 	rm -rf $(BENCH_DIR)/my-fastrtc-app
 	$(UV) run --locked cookiecutter --no-input . -o $(BENCH_DIR)
 	$(MAKE) -C $(BENCH_DIR)/my-fastrtc-app install UV=$(abspath $(UV))

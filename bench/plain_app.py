@@ -24,7 +24,7 @@ from fastapi import FastAPI
 def build(package: str, concurrency_limit: int = 64) -> tuple[FastAPI, Any]:
     """The plain app and its ``Stream``."""
     settings = importlib.import_module(f"{package}.settings")
-    stream_module = importlib.import_module(f"{package}.stream")
+    stream_module = importlib.import_module(f"{package}.media")
     stream = stream_module.build_stream(
         settings.Settings(_env_file=None, concurrency_limit=concurrency_limit, ice_servers=[])
     )

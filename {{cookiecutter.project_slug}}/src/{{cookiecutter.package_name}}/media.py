@@ -90,5 +90,12 @@ def build_stream(settings: Settings) -> Stream:
 def build_streams(stream: Stream, settings: Settings) -> AppStreams:
     """The stream layer over ``stream``: build it before the app serves anything."""
     return AppStreams(
-        stream, input_model=Input, output_model=Stats, peer_timeout=settings.peer_timeout
+        stream,
+        input_model=Input,
+        output_model=Stats,
+        peer_timeout=settings.peer_timeout,
+{%- if cookiecutter.modality != "video" and cookiecutter.mode != "receive" %}
+        audio_buffer_ms=settings.audio_buffer_ms,
+{%- endif %}
+        offer_delay_ms=settings.offer_delay_ms,
     )

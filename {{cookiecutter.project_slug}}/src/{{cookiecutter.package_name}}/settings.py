@@ -44,6 +44,14 @@ class Settings(BaseSettings):
     """STUN/TURN servers for browser and server alike, as JSON, e.g.
     ``[{"urls": "turn:turn.example.com:3478", "username": "u", "credential": "p"}]``.
     Empty: host candidates only, enough on one machine or a LAN."""
+{%- if cookiecutter.modality != "video" and cookiecutter.mode != "receive" %}
+    audio_buffer_ms: int = Field(default=60, ge=0, le=300, multiple_of=20)
+    """How long the server waits for a late audio packet: the newer audio it holds behind a
+    missing one before giving it up as lost. Audio that comes in order is heard at once,
+    whatever this is. Longer rides out more network jitter; see the README's Latency."""
+{%- endif %}
+    offer_delay_ms: int = Field(default=0, ge=0, le=1000)
+    """A pause before an offer's answer is returned (fastrtc pauses 100; nothing needs it)."""
     keep_alive: int = Field(default=75, ge=1)
     """Seconds an idle HTTP connection stays open: longer than pooling clients (httpx: 5) and
     proxies (nginx upstreams: 60) keep one, so the server never closes a connection that a

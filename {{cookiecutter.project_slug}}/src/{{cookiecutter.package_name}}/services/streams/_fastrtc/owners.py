@@ -24,6 +24,18 @@ from ..errors import (
     ResponseNotSupportedError,
 )
 from ..interface import SHOWN_ID, ConnectionState, InputT, OutputT, Source
+from .latency import (
+{%- if cookiecutter.modality != "video" and cookiecutter.mode != "receive" %}
+    AUDIO_PACKET_MS,
+{%- endif %}
+    catch_up_pacing,
+    measure_levels_at_once,
+    offer_delay,
+    replace_offer_delay,
+{%- if cookiecutter.modality != "video" and cookiecutter.mode != "receive" %}
+    set_audio_buffer,
+{%- endif %}
+)
 from .marks import check_version, control_values, fastrtc_args, workaround
 from .peers import (
     FASTRTC_MIXIN,
@@ -81,6 +93,8 @@ class FastrtcStream(Generic[InputT, OutputT]):
         if self._layer.peer_timeout is not None:
             set_peer_timeout(self._layer.peer_timeout)
         no_start_up_task_before_start()
+        replace_offer_delay()
+        measure_levels_at_once()
         self.share_server_configuration()
         for source in (Source.API, Source.UI):
             owner = self._owners[source]
@@ -310,6 +324,7 @@ class FastrtcStream(Generic[InputT, OutputT]):
     def start_media(self, connection_id: str, tracks: Sequence[Any]) -> None:
         value = self._layer.current_input(connection_id)
         for track in tracks:
+            catch_up_pacing(track)
             if isinstance(track, VideoCallback) and not isinstance(track, VideoStreamHandler_):
                 track.event_handler = own_copy(track.event_handler)
             if isinstance(track, (*GENERATED, VideoCallback)) and track.latest_args == "not_set":
@@ -333,8 +348,10 @@ class FastrtcStream(Generic[InputT, OutputT]):
                 "offer %s refused: %s", repr(body.get("webrtc_id"))[:SHOWN_ID], refused.code
             )
             raise
+        delay_ms = self._layer.offer_delay_ms
         try:
-            reply = _content(await type(owner).handle_offer(owner, body, set_outputs))
+            with offer_delay(None if delay_ms is None else delay_ms / 1000):
+                reply = _content(await type(owner).handle_offer(owner, body, set_outputs))
         except Exception as exc:  # aiortc could not apply the SDP
             reply = {"status": "failed", "meta": {"detail": f"the offer was not applied: {exc}"}}
         refusal: OfferRefusedError | None = None
@@ -348,6 +365,11 @@ class FastrtcStream(Generic[InputT, OutputT]):
             await discard(owner, connection_id)
             self._layer.withdraw(connection_id)
             raise refusal
+{%- if cookiecutter.modality != "video" and cookiecutter.mode != "receive" %}
+        buffer_ms = self._layer.audio_buffer_ms
+        if buffer_ms is not None and (pc := owner.pcs.get(connection_id)) is not None:
+            set_audio_buffer(pc, buffer_ms // AUDIO_PACKET_MS)
+{%- endif %}
         if self._layer.opened(connection_id, source):
             self.start_media(connection_id, owner.connections.get(connection_id, []))
         return reply
