@@ -36,6 +36,8 @@ MAX_SAMPLE = 32767
 """Full scale of a 16-bit sample."""
 MIN_LEVEL_DBOV = -127
 """The quietest level RFC 6465 can say."""
+AIORTC_AUDIO_LEVEL = rtp.compute_audio_level_dbov
+"""aiortc's own measure, which ``measure_levels_at_once`` replaces (kept to compare with)."""
 CATCH_UP_FRAMES = 50
 """Frames (a second), from when fastrtc starts pacing a connection's audio, in which a late
 start is caught up; after them, pacing is fastrtc's alone."""
