@@ -85,6 +85,7 @@ EXPECTED_FILES = {
     "tests/__init__.py",
     "tests/conftest.py",
     "tests/doors_support.py",
+    "tests/test_audio_buffer.py",
     "tests/test_browser.py",
     "tests/test_docker.py",
     "tests/test_doors.py",

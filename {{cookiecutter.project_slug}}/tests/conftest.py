@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
+from aiortc import RTCPeerConnection
 from fastapi import FastAPI
 from fastrtc import AdditionalOutputs
 
@@ -105,8 +106,25 @@ def stats_of(outputs: AdditionalOutputs) -> Stats:
 
 
 @pytest.fixture
-def settings() -> Settings:
-    return Settings(_env_file=None, concurrency_limit=4)  # type: ignore[call-arg]
+def settings(request: pytest.FixtureRequest) -> Settings:
+    """The app's settings; a test's own over them with ``indirect`` parametrization."""
+    overrides = getattr(request, "param", {})
+    return Settings(_env_file=None, concurrency_limit=4, **overrides)  # type: ignore[call-arg]
+
+
+@pytest.fixture
+def server_peers(monkeypatch: pytest.MonkeyPatch) -> list[RTCPeerConnection]:
+    """The server's peer of each connection made from now on: the one given the offer."""
+    found: list[RTCPeerConnection] = []
+    apply = RTCPeerConnection.setRemoteDescription
+
+    async def recorded(pc: RTCPeerConnection, description: Any) -> None:
+        if description.type == "offer":
+            found.append(pc)
+        await apply(pc, description)
+
+    monkeypatch.setattr(RTCPeerConnection, "setRemoteDescription", recorded)
+    return found
 
 
 @pytest.fixture

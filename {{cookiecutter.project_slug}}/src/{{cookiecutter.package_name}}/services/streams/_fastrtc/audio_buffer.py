@@ -1,5 +1,5 @@
 """``AudioBuffer``: the server's audio receive buffer, which holds audio back only behind a
-missing packet, and for a bounded time.
+missing packet, and for a bounded time; ``set_audio_buffer`` gives it to a server peer.
 
 aiortc's own buffer holds 4 packets (80 ms) at all times and, behind a lost packet, waits
 until 16 are held; it then hands one packet on per packet that comes, so it stays that deep
@@ -8,11 +8,19 @@ until 16 are held; it then hands one packet on per packet that comes, so it stay
 
 from __future__ import annotations
 
+import functools
 from collections import deque
+from collections.abc import Awaitable, Callable
 
+from aiortc import RTCPeerConnection, RTCRtpReceiver
 from aiortc.jitterbuffer import JitterBuffer, JitterFrame
 from aiortc.rtp import RtpPacket
 from aiortc.utils import uint16_add
+
+from .marks import workaround
+
+AUDIO_PACKET_MS = 20
+"""The audio in one RTP packet: 20 ms Opus frames, what browsers and aiortc send."""
 
 RESTART_PACKETS = 100
 """A packet this far (2 s of audio) from the next one expected starts the count anew: the
@@ -71,3 +79,44 @@ class AudioBuffer(JitterBuffer):
 def _frame(packet: RtpPacket) -> JitterFrame:
     """A packet's audio as aiortc's decoder takes it (one Opus frame per packet)."""
     return JitterFrame(data=packet._data, timestamp=packet.timestamp)  # type: ignore[attr-defined]
+
+
+@workaround(
+    "aiortc's receiver in fastrtc's server peer holds 4 audio packets (80 ms) before the "
+    "handler hears them, and 15 (300 ms) for good once one is lost",
+    "tests/test_audio_buffer.py::test_the_server_hears_audio_at_once_and_gives_up_lost_packets",
+    "tests/test_audio_buffer.py::test_the_audio_buffer_waits_as_set_behind_a_lost_packet",
+)
+def set_audio_buffer(pc: RTCPeerConnection, wait: int) -> None:
+    """Give each audio receiver of the server's peer an ``AudioBuffer`` that waits for at
+    most ``wait`` newer packets behind a missing one; call it before the peer connects."""
+    for transceiver in pc.getTransceivers():
+        if transceiver.kind == "audio":
+            receiver = transceiver.receiver
+            buffer = AudioBuffer(wait)
+            receiver._RTCRtpReceiver__jitter_buffer = buffer  # type: ignore[attr-defined]
+            receiver._handle_rtp_packet = functools.partial(  # type: ignore[method-assign]
+                _handled_and_drained, receiver, receiver._handle_rtp_packet, buffer
+            )
+
+
+async def _handled_and_drained(
+    receiver: RTCRtpReceiver,
+    handle: Callable[..., Awaitable[None]],
+    buffer: AudioBuffer,
+    packet: RtpPacket,
+    arrival_time_ms: int,
+) -> None:
+    """aiortc's handling of a packet, then every other packet it released decoded too
+    (aiortc decodes one packet per packet that comes)."""
+    await handle(packet, arrival_time_ms=arrival_time_ms)
+    codec = receiver._RTCRtpReceiver__codecs.get(packet.payload_type)  # type: ignore[attr-defined]
+    if codec is None or not receiver._RTCRtpReceiver__decoder_thread:  # type: ignore[attr-defined]
+        buffer.ready.clear()
+        return
+    timestamps = receiver._RTCRtpReceiver__timestamp_mapper  # type: ignore[attr-defined]
+    decoding = receiver._RTCRtpReceiver__decoder_queue  # type: ignore[attr-defined]
+    while buffer.ready:
+        frame = buffer.ready.popleft()
+        frame.timestamp = timestamps.map(frame.timestamp)
+        decoding.put((codec, frame))

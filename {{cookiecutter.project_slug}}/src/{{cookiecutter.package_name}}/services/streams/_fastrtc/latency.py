@@ -1,33 +1,25 @@
 """The workarounds on the media path's delays and costs: fastrtc's pause before it answers an
 offer, its output pacing held back by a late first frame, aiortc's slow measure of audio
-levels{% if cookiecutter.modality != "video" and cookiecutter.mode != "receive" %}, and the audio its server peer holds back before the handler hears it (``AudioBuffer``){% endif %}."""
+levels. The audio the server peer holds back before its handler hears it is
+``audio_buffer.py``'s."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import contextvars
-{%- if cookiecutter.modality != "video" and cookiecutter.mode != "receive" %}
-import functools
-{%- endif %}
 import math
 import time
-from collections.abc import {% if cookiecutter.modality != "video" and cookiecutter.mode != "receive" %}Awaitable, Callable, {% endif %}Iterator
+from collections.abc import Iterator
 from types import ModuleType
 from typing import Any, Protocol
 
 import numpy as np
-from aiortc import {% if cookiecutter.modality != "video" and cookiecutter.mode != "receive" %}RTCPeerConnection, RTCRtpReceiver, {% endif %}rtp
-{% if cookiecutter.modality != "video" and cookiecutter.mode != "receive" -%}
-from aiortc.rtp import RtpPacket
-{% endif -%}
+from aiortc import rtp
 from av import AudioFrame
 from fastrtc import webrtc_connection_mixin
 from fastrtc.tracks import AudioCallback
 
-{% if cookiecutter.modality != "video" and cookiecutter.mode != "receive" -%}
-from .audio_buffer import AudioBuffer
-{% endif -%}
 from .marks import workaround
 
 FASTRTC_OFFER_DELAY_S = 0.1
@@ -41,10 +33,6 @@ AIORTC_AUDIO_LEVEL = rtp.compute_audio_level_dbov
 CATCH_UP_FRAMES = 50
 """Frames (a second), from when fastrtc starts pacing a connection's audio, in which a late
 start is caught up; after them, pacing is fastrtc's alone."""
-{%- if cookiecutter.modality != "video" and cookiecutter.mode != "receive" %}
-AUDIO_PACKET_MS = 20
-"""The audio in one RTP packet: 20 ms Opus frames, what browsers and aiortc send."""
-{%- endif %}
 
 _ANSWERING: contextvars.ContextVar[tuple[asyncio.Task[Any] | None, float] | None] = (
     contextvars.ContextVar("answering", default=None)
@@ -169,46 +157,3 @@ def audio_level_dbov(frame: AudioFrame) -> int:
     if energy <= 0:
         return MIN_LEVEL_DBOV
     return round(min(max(10 * math.log10(energy), MIN_LEVEL_DBOV), 0))
-{%- if cookiecutter.modality != "video" and cookiecutter.mode != "receive" %}
-
-
-@workaround(
-    "aiortc's receiver in fastrtc's server peer holds 4 audio packets (80 ms) before the "
-    "handler hears them, and 15 (300 ms) for good once one is lost",
-    "tests/test_latency.py::test_the_server_hears_audio_at_once_and_gives_up_lost_packets",
-    "tests/test_latency.py::test_the_audio_buffer_waits_as_set_behind_a_lost_packet",
-)
-def set_audio_buffer(pc: RTCPeerConnection, wait: int) -> None:
-    """Give each audio receiver of the server's peer an ``AudioBuffer`` that waits for at
-    most ``wait`` newer packets behind a missing one; call it before the peer connects."""
-    for transceiver in pc.getTransceivers():
-        if transceiver.kind == "audio":
-            receiver = transceiver.receiver
-            buffer = AudioBuffer(wait)
-            receiver._RTCRtpReceiver__jitter_buffer = buffer  # type: ignore[attr-defined]
-            receiver._handle_rtp_packet = functools.partial(  # type: ignore[method-assign]
-                _handled_and_drained, receiver, receiver._handle_rtp_packet, buffer
-            )
-
-
-async def _handled_and_drained(
-    receiver: RTCRtpReceiver,
-    handle: Callable[..., Awaitable[None]],
-    buffer: AudioBuffer,
-    packet: RtpPacket,
-    arrival_time_ms: int,
-) -> None:
-    """aiortc's handling of a packet, then every other packet it released decoded too
-    (aiortc decodes one packet per packet that comes)."""
-    await handle(packet, arrival_time_ms=arrival_time_ms)
-    codec = receiver._RTCRtpReceiver__codecs.get(packet.payload_type)  # type: ignore[attr-defined]
-    if codec is None or not receiver._RTCRtpReceiver__decoder_thread:  # type: ignore[attr-defined]
-        buffer.ready.clear()
-        return
-    timestamps = receiver._RTCRtpReceiver__timestamp_mapper  # type: ignore[attr-defined]
-    decoding = receiver._RTCRtpReceiver__decoder_queue  # type: ignore[attr-defined]
-    while buffer.ready:
-        frame = buffer.ready.popleft()
-        frame.timestamp = timestamps.map(frame.timestamp)
-        decoding.put((codec, frame))
-{%- endif %}

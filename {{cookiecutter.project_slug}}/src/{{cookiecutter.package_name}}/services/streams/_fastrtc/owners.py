@@ -24,18 +24,10 @@ from ..errors import (
     ResponseNotSupportedError,
 )
 from ..interface import SHOWN_ID, ConnectionState, InputT, OutputT, Source
-from .latency import (
-{%- if cookiecutter.modality != "video" and cookiecutter.mode != "receive" %}
-    AUDIO_PACKET_MS,
-{%- endif %}
-    catch_up_pacing,
-    measure_levels_at_once,
-    offer_delay,
-    replace_offer_delay,
-{%- if cookiecutter.modality != "video" and cookiecutter.mode != "receive" %}
-    set_audio_buffer,
-{%- endif %}
-)
+{% if cookiecutter.modality != "video" and cookiecutter.mode != "receive" -%}
+from .audio_buffer import AUDIO_PACKET_MS, set_audio_buffer
+{% endif -%}
+from .latency import catch_up_pacing, measure_levels_at_once, offer_delay, replace_offer_delay
 from .marks import check_version, control_values, fastrtc_args, workaround
 from .peers import (
     FASTRTC_MIXIN,
