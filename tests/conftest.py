@@ -61,6 +61,11 @@ def run(
     return result
 
 
+def turn_required() -> bool:
+    """CI must run the TURN relay tests; elsewhere they run wherever coturn is installed."""
+    return bool(os.environ.get("CI") or shutil.which("turnserver"))
+
+
 def project_environment() -> dict[str, str]:
     """This process's environment, less what pins the template's own Python and virtualenv.
 

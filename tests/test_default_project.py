@@ -26,6 +26,7 @@ from .conftest import (
     project_environment,
     project_files,
     run,
+    turn_required,
     unrendered,
 )
 
@@ -58,6 +59,7 @@ EXPECTED_FILES = {
     "src/my_fastrtc_app/handlers/__init__.py",
     "src/my_fastrtc_app/handlers/echo.py",
     "src/my_fastrtc_app/handlers/io.py",
+    "src/my_fastrtc_app/ice.py",
     "src/my_fastrtc_app/loadtest.py",
     "src/my_fastrtc_app/loadtest_network.py",
     "src/my_fastrtc_app/loadtest_peer.py",
@@ -93,6 +95,7 @@ EXPECTED_FILES = {
     "tests/test_errors.py",
     "tests/test_fuzz.py",
     "tests/test_handler_errors.py",
+    "tests/test_ice.py",
     "tests/test_latency.py",
     "tests/test_limits.py",
     "tests/test_live_server.py",
@@ -104,9 +107,11 @@ EXPECTED_FILES = {
     "tests/test_routes.py",
     "tests/test_security.py",
     "tests/test_streams.py",
+    "tests/test_turn.py",
     "tests/test_ui.py",
     "tests/test_websocket_door.py",
     "tests/test_workarounds.py",
+    "tests/turn_support.py",
     "uv.lock",
 }
 
@@ -190,6 +195,11 @@ def test_lint_and_types_are_clean(default_project: Path, mypy_cache: Path) -> No
 
 
 BROWSER_MODULE = "tests.test_browser"
+TURN_MODULE = "tests.test_turn"
+TURN_BROWSER_TEST = (
+    "tests/test_turn.py::test_a_browser_streams_through_coturn_with_the_relay_policy"
+)
+"""The relay test of the browser, which runs with the browser tests (make test-e2e)."""
 
 
 def browser_required() -> bool:
@@ -206,8 +216,10 @@ def test_generated_suite_passes_with_nothing_skipped(default_project: Path, tmp_
     make(
         "test",
         default_project,
-        PYTEST_ADDOPTS=f"--junitxml={report} --ignore=tests/test_browser.py",
+        PYTEST_ADDOPTS=f"--junitxml={report} --ignore=tests/test_browser.py "
+        f"--deselect={TURN_BROWSER_TEST}",
         REQUIRE_BROWSER="1" if strict else "0",
+        REQUIRE_TURN="1" if turn_required() else "0",
     )
 
     counts, outcomes = junit_results(report)
@@ -224,12 +236,17 @@ def test_make_test_e2e_runs_the_browser_tests(default_project: Path, tmp_path: P
         pytest.skip("no Chromium here (apt-get install chromium); CI always runs this")
     report = tmp_path / "junit.xml"
 
-    make("test-e2e", default_project, PYTEST_ADDOPTS=f"--junitxml={report}")
+    make(
+        "test-e2e",
+        default_project,
+        PYTEST_ADDOPTS=f"--junitxml={report}",
+        REQUIRE_TURN="1" if turn_required() else "0",
+    )
 
     counts, _ = junit_results(report)
     assert counts["tests"] > 0, counts
     assert counts["failures"] == counts["errors"] == counts["skipped"] == 0, counts
-    assert junit_modules(report) == {BROWSER_MODULE}  # the browser tests, and only they
+    assert junit_modules(report) == {BROWSER_MODULE, TURN_MODULE}  # the browser tests only
     assert (default_project / "test-artifacts/ui-streaming.png").stat().st_size > 10_000
 
 

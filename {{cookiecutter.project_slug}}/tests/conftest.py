@@ -29,6 +29,7 @@ from {{ cookiecutter.package_name }}.settings import Settings
 Connect = Callable[..., Awaitable[Peer]]
 pytest_plugins = [
     "tests.doors_support",
+    "tests.turn_support",
 {%- if cookiecutter.include_cluster %}
     "tests.cluster_support",
 {%- endif %}
@@ -37,8 +38,8 @@ pytest_plugins = [
     "tests.voice_support",
 {%- endif %}
 ]
-"""Fixtures of some tests only: the doors tests' server{% if cookiecutter.include_cluster %}, and cluster mode's (a real redis-server,
-replicas sharing it){% endif %}."""
+"""Fixtures of some tests only: the doors tests' server, coturn (the TURN tests'){% if cookiecutter.include_cluster %},
+and cluster mode's (a real redis-server, replicas sharing it){% endif %}."""
 
 DOORS = [Door.API{% if cookiecutter.include_ui %}, Door.UI{% endif %}]
 """The ways in which this app takes connections: every test of the layer goes through each."""

@@ -12,6 +12,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import RedirectResponse
 
 from .api import connections, errors, health, limits, metrics, offers
+from .ice import IceConfigurations
 from .media import AppDirectory, build_stream, build_streams
 from .observability import configure_logging
 {%- if cookiecutter.include_cluster %}
@@ -58,6 +59,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title=settings.title, lifespan=lifespan)
     app.state.settings = settings
     app.state.streams = streams
+    app.state.ice = IceConfigurations(settings)
     app.state.directory = AppDirectory(streams{% if cookiecutter.include_cluster %}, replicas{% endif %})
     errors.install(app)
     app.add_middleware(limits.BoundBodies, limits=limits.body_limits(settings, streams))

@@ -271,6 +271,7 @@ async def connect(
     video: bool = False,
     direction: Direction = "sendrecv",
     on_gathered: Callable[[RTCPeerConnection], None] | None = None,
+    configuration: RTCConfiguration | None = None,
 ) -> Peer:
     """Offer a new connection through ``door`` and return once the answer is applied.
 
@@ -282,9 +283,10 @@ async def connect(
     sees each audio frame that comes back. With neither medium the peer offers only its data
     channel, so no media ever starts. ``on_gathered`` is called with the peer connection once
     its candidates are gathered (its sockets open), before the offer is sent: e.g. the load
-    generator's emulated network.
+    generator's emulated network. ``configuration`` is the peer's ICE configuration, e.g. the
+    app's ``GET /webrtc/configuration`` (default: no STUN or TURN, host candidates only).
     """
-    pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    pc = RTCPeerConnection(configuration or RTCConfiguration(iceServers=[]))
     peer = Peer(connection_id or new_connection_id(), pc, on_frame=on_frame)
     channel = pc.createDataChannel("text")  # fastrtc starts the media once a channel exists
     channel.on("message", peer.messages.append)

@@ -7,6 +7,8 @@ The media and direction are the answers this project was made with; the handler 
 
 from __future__ import annotations
 
+from typing import Any
+
 import gradio as gr
 from fastrtc import Stream
 
@@ -15,6 +17,7 @@ from .handlers.io import DEFAULT_INPUT, Input, Stats
 {%- if cookiecutter.handler == "voice-agent" %}
 from .handlers.voice_agent.agent import NOT_UNDERSTOOD
 {%- endif %}
+from .ice import IceConfiguration, IceConfigurations
 from .services.streams import Directory, StreamService
 from .settings import Settings
 
@@ -58,15 +61,21 @@ def show_stats(frames: float | None, level: float | None, stats: Stats) -> tuple
 
 
 def build_stream(settings: Settings) -> Stream:
-    rtc_configuration = settings.rtc_configuration()
+    ice = IceConfigurations(settings)
+
+    async def ui_configuration() -> dict[str, Any]:
+        """Each page's configuration, asked for before each of its connections."""
+        return ice.for_peer("ui").model_dump(exclude_none=True)
+
+    fixed = IceConfiguration(iceServers=settings.ice_servers).model_dump(exclude_none=True)
     return Stream(
         handler=build_handler(),
         modality="{{ cookiecutter.modality }}",
         mode="{{ cookiecutter.mode }}",
         concurrency_limit=settings.concurrency_limit,
         time_limit=settings.time_limit,
-        rtc_configuration=rtc_configuration,
-        server_rtc_configuration=rtc_configuration,
+        rtc_configuration=ui_configuration,
+        server_rtc_configuration=fixed,  # the layer gives each offer its own (build_streams)
         additional_inputs=[
             gr.Slider(0.0, 4.0, value=DEFAULT_INPUT.gain, step=0.1, label="Gain"),
 {%- if cookiecutter.handler == "voice-agent" %}
@@ -98,4 +107,5 @@ def build_streams(stream: Stream, settings: Settings) -> AppStreams:
         audio_buffer_ms=settings.audio_buffer_ms,
 {%- endif %}
         offer_delay_ms=settings.offer_delay_ms,
+        server_configuration=IceConfigurations(settings).for_server,
     )

@@ -6,9 +6,9 @@ import os
 import socket
 {%- endif %}
 from functools import lru_cache
-from typing import Any, Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, SecretStr{% if cookiecutter.include_ui %}, field_validator{% endif %}
+from pydantic import BaseModel, Field, SecretStr{% if cookiecutter.include_ui %}, field_validator{% endif %}, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -20,8 +20,14 @@ class IceServer(BaseModel):
     credential: str | None = None
 
 
+TurnUrl = Annotated[str, Field(pattern=r"^turns?:")]
+"""A TURN server's URL, ``turn:host:port`` or ``turns:host:port``."""
+
+
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="APP_", env_file=".env", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="APP_", env_file=".env", extra="ignore", env_ignore_empty=True
+    )
 
     title: str = {{ cookiecutter.project_name | tojson }}
     """Shown in the UI and the API docs."""
@@ -44,6 +50,15 @@ class Settings(BaseSettings):
     """STUN/TURN servers for browser and server alike, as JSON, e.g.
     ``[{"urls": "turn:turn.example.com:3478", "username": "u", "credential": "p"}]``.
     Empty: host candidates only, enough on one machine or a LAN."""
+    turn_urls: list[TurnUrl] = Field(default_factory=list)
+    """TURN servers sharing ``turn_secret``, as JSON, e.g. ``["turn:turn.example.com:3478"]``:
+    each peer (browser, API client, the server's own) gets a credential of its own for them."""
+    turn_secret: SecretStr | None = None
+    """The TURN servers' shared secret (coturn's ``static-auth-secret``); never sent anywhere."""
+    turn_ttl: int = Field(default=600, ge=60, le=86_400)
+    """Seconds a minted TURN credential stays valid: enough to connect, not to be reused."""
+    ice_transport_policy: Literal["all", "relay"] = "all"
+    """``relay``: every peer, the server's too, sends its media through a TURN relay only."""
 {%- if cookiecutter.modality != "video" and cookiecutter.mode != "receive" %}
     audio_buffer_ms: int = Field(default=60, ge=0, le=300, multiple_of=20)
     """How long the server waits for a late audio packet: the newer audio it holds behind a
@@ -87,9 +102,19 @@ class Settings(BaseSettings):
         return path
 {%- endif %}
 
-    def rtc_configuration(self) -> dict[str, Any]:
-        """The ``RTCConfiguration`` both peers use, as fastrtc takes it."""
-        return {"iceServers": [server.model_dump(exclude_none=True) for server in self.ice_servers]}
+    @model_validator(mode="after")
+    def _turn_is_complete(self) -> Settings:
+        if bool(self.turn_urls) != (self.turn_secret is not None):
+            raise ValueError("turn_urls and turn_secret go together: set both or neither")
+        relays = self.turn_urls or [
+            url
+            for server in self.ice_servers
+            for url in ([server.urls] if isinstance(server.urls, str) else server.urls)
+            if url.startswith(("turn:", "turns:"))
+        ]
+        if self.ice_transport_policy == "relay" and not relays:
+            raise ValueError("ice_transport_policy 'relay' needs a TURN server (turn_urls)")
+        return self
 
 
 @lru_cache

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, FastAPI, Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..ice import IceConfiguration
 from ..media import AppStreams
 from ..services.streams import (
     CONNECTION_ID_PATTERN,
@@ -20,10 +21,11 @@ from ..services.streams import (
     OfferRefusedError,
     UnknownConnectionError,
 )
-from .deps import DirectoryDep, StreamsDep
+from .deps import DirectoryDep, IceDep, StreamsDep
 from .errors import responses
 
 OFFER_PATH = "/webrtc/offer"
+CONFIGURATION_PATH = "/webrtc/configuration"
 MAX_OFFER_BYTES = MAX_SDP_BYTES
 """``limits.py`` bounds an offer's whole body (API or UI) to what its SDP may be: the envelope
 around the SDP is a few dozen bytes."""
@@ -75,6 +77,15 @@ async def offer(
     if isinstance(body, IceCandidate):
         return await directory.add_candidate(body.webrtc_id, body.model_dump())
     return await streams.offer(body.model_dump())
+
+
+@router.get(CONFIGURATION_PATH, response_model_exclude_none=True)
+async def configuration(ice: IceDep, response: Response) -> IceConfiguration:
+    """The ``RTCConfiguration`` for one new connection: ask before each offer. With TURN set
+    up, it holds a credential of the caller's own, valid for ``APP_TURN_TTL`` seconds; anyone
+    who may offer may ask."""
+    response.headers["Cache-Control"] = "no-store"
+    return ice.for_peer("api")
 
 
 def mount(app: FastAPI, streams: AppStreams) -> None:

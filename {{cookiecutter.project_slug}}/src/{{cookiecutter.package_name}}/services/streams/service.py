@@ -12,9 +12,10 @@ import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any, Generic, cast
 
+from aiortc import RTCConfiguration
 from fastapi import FastAPI
 from fastrtc import Stream
 from pydantic import ValidationError
@@ -65,6 +66,7 @@ class StreamService(Generic[InputT, OutputT]):
         peer_timeout: float | None = None,
         audio_buffer_ms: int | None = None,
         offer_delay_ms: int | None = None,
+        server_configuration: Callable[[], RTCConfiguration] | None = None,
         output_buffer: int = 64,
     ) -> None:
         self.input_model = input_model
@@ -74,6 +76,9 @@ class StreamService(Generic[InputT, OutputT]):
         """How long the server waits for a late audio packet; ``None``: aiortc's buffer."""
         self.offer_delay_ms = offer_delay_ms
         """The pause before an offer's answer is returned; ``None``: fastrtc's 100."""
+        self.server_configuration = server_configuration
+        """The ICE configuration of the server's peer, made anew for each offer (fresh TURN
+        credentials); ``None``: the one the ``Stream`` was built with."""
         self.connections_total: Counter[Source] = Counter()
         """Connections ever accepted, by source (for metrics)."""
         self.claims: Claims | None = None

@@ -190,6 +190,16 @@ class FastrtcStream(Generic[InputT, OutputT]):
         component.allow_extra_tracks = self._stream.allow_extra_tracks
 
     @workaround(
+        "fastrtc builds every server peer from one ICE configuration fixed at start, whose TURN "
+        "credentials would expire, and drops its iceTransportPolicy",
+        "tests/test_turn.py::test_with_the_relay_policy_the_server_s_peer_streams_through_coturn_too",
+    )
+    def configure_server_peer(self, owner: WebRTCConnectionMixin) -> None:
+        configure = self._layer.server_configuration
+        if configure is not None:  # read by handle_offer before its first await
+            owner.server_rtc_configuration = configure()
+
+    @workaround(
         "fastrtc admits offers per owner (twice the limit, one id through two doors) and "
         "answers a bad SDP with 500",
         "tests/test_doors.py::test_racing_offers_through_every_door_never_pass_the_limit_nor_share_an_id",
@@ -340,6 +350,7 @@ class FastrtcStream(Generic[InputT, OutputT]):
                 "offer %s refused: %s", repr(body.get("webrtc_id"))[:SHOWN_ID], refused.code
             )
             raise
+        self.configure_server_peer(owner)
         delay_ms = self._layer.offer_delay_ms
         try:
             with offer_delay(None if delay_ms is None else delay_ms / 1000):
