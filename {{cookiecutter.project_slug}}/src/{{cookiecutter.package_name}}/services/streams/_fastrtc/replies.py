@@ -24,6 +24,8 @@ BARGE_IN_WINDOW_S = 0.1
 """The latest audio in which the pause detector looks for speech during a reply."""
 BARGE_IN_SPEECH_S = 0.06
 """Speech in that window that stops the reply."""
+BARGE_IN_KEPT_S = 0.3
+"""The latest audio kept during a reply: what starts the next turn once speech stops it."""
 CLOSE_TIMEOUT_S = 1.0
 """How long closing a stopped reply's generator may take."""
 REQUEUED_S = 0.1
@@ -33,16 +35,19 @@ IDLE_POLL_S = 0.02
 
 
 class BargeIn:
-    """Wraps one handler's ``receive`` and ``emit``: see ``barge_in``."""
+    """Wraps one handler's ``receive``, ``emit`` and ``reset``: see ``barge_in``."""
 
     def __init__(self, handler: ReplyOnPause) -> None:
         self.handler = handler
         self.receive: Callable[[tuple[int, npt.NDArray[Any]]], None] = handler.receive
         self.emit: Callable[[], Any] = handler.emit
+        self.reset: Callable[[], None] = handler.reset
         self.recent: deque[npt.NDArray[Any]] = deque()
         self.lock = threading.Lock()
         self.stops = 0
         self.emitting = False
+        self.emit_stops = 0
+        """``stops`` when the running ``emit`` began."""
         self.stopped_while_emitting: Any = None
         self.playing_until = 0.0
         """When the reply's audio emitted so far will have played (fastrtc queues it ahead)."""
@@ -56,14 +61,13 @@ class BargeIn:
         if self.replying():
             rate, audio = frame
             self.recent.append(audio.reshape(-1))
-            window = np.concatenate(self.recent)
+            kept = np.concatenate(self.recent)[-int(rate * BARGE_IN_KEPT_S) :]
+            self.recent = deque([kept])
             size = int(rate * BARGE_IN_WINDOW_S)
-            if window.size >= size:
-                window = window[-size:]
-                self.recent = deque([window])
-                speech, _ = self.handler.model.vad((rate, window), self.handler.model_options)
+            if kept.size >= size:
+                speech, _ = self.handler.model.vad((rate, kept[-size:]), self.handler.model_options)
                 if speech >= BARGE_IN_SPEECH_S:
-                    self.stop()
+                    self.stop(before=kept[: kept.size - audio.size])
         else:
             self.recent.clear()
         self.receive(frame)
@@ -71,6 +75,7 @@ class BargeIn:
     def on_emit(self) -> Any:
         with self.lock:
             self.emitting, stops = True, self.stops
+            self.emit_stops = stops
         try:
             output = self.emit()
         finally:
@@ -87,15 +92,24 @@ class BargeIn:
             self.playing_until = max(self.playing_until, time.monotonic()) + seconds
         return output
 
-    def stop(self) -> None:
-        """Stop the reply: its generator closed, its audio still queued dropped."""
+    def on_reset(self) -> None:
+        with self.lock:
+            stale = self.emitting and self.stops != self.emit_stops
+        if not stale:  # a stopped reply that ends resets nothing: the state is the next turn's
+            self.reset()
+
+    def stop(self, before: npt.NDArray[Any]) -> None:
+        """Stop the reply: its generator closed, its audio still queued dropped. The next turn
+        starts with the speech that stopped it, ``before`` the frame being received."""
         handler = self.handler
         with self.lock:
             self.stops += 1
             generator, handler.generator = handler.generator, None
             handler.event.clear()
-            handler.state.responding = False
-            handler.state.started_talking = True  # what is said from now on is the next turn
+            state = handler.state
+            state.responding = False
+            state.started_talking = True  # what is said from now on is the next turn
+            state.stream, state.buffer = None, before  # its chunks start at the speech
             self.playing_until = 0.0
             if self.emitting:  # closed once the call that runs it returns
                 self.stopped_while_emitting, generator = generator, None
@@ -131,6 +145,7 @@ def barge_in(handler: ReplyOnPause) -> None:
     wrapper = BargeIn(handler)
     handler.receive = wrapper.on_receive  # type: ignore[method-assign]
     handler.emit = wrapper.on_emit  # type: ignore[method-assign]
+    handler.reset = wrapper.on_reset  # type: ignore[method-assign]
 
 
 @workaround(
