@@ -10,6 +10,7 @@ import pytest
 from pydantic import SecretStr, ValidationError
 
 from {{ cookiecutter.package_name }}.ice import IceConfigurations, turn_password
+from {{ cookiecutter.package_name }}.media import build_stream, build_streams
 from {{ cookiecutter.package_name }}.settings import IceServer, Settings
 
 SECRET = "north"
@@ -99,3 +100,19 @@ async def test_an_api_client_asks_for_its_configuration_before_each_offer(
     assert turn["credential"] == turn_password(SECRET, turn["username"])
     assert second.json()["iceServers"][-1]["username"] != turn["username"]
     assert SECRET not in first.text
+
+
+async def test_a_page_asks_for_a_fresh_configuration_and_starts_from_a_valid_one() -> None:
+    settings = turn_settings(ice_servers=[])
+    stream = build_stream(settings)
+    build_streams(stream, settings)
+    component = stream.webrtc_component
+    # What the page is given to start from (a receive-mode page builds its peer from it):
+    # a configuration, not a function's repr, and no credential in it.
+    started = component.get_config()["rtc_configuration"]
+    assert started == {"iceServers": [], "iceTransportPolicy": "all"}
+    first, second = await component.turn(None), await component.turn(None)
+    username = first["iceServers"][-1]["username"]
+    assert username.split(":")[1].startswith("ui.")
+    assert first["iceServers"][-1]["credential"] == turn_password(SECRET, username)
+    assert second["iceServers"][-1]["username"] != username

@@ -1,4 +1,6 @@
 {%- set echo = cookiecutter.__handler_module == "echo" -%}
+{#- fastrtc's receive-mode page starts before its configuration comes: see the README's TURN relay #}
+{%- set page = cookiecutter.include_ui and cookiecutter.mode != "receive" -%}
 """Media through a real TURN relay (coturn, see ``turn_support.py``) with the credentials the
 app mints: each peer's own and short-lived, checked by coturn against the shared secret, which
 the app never shows anyone. Without TURN settings nothing changes: the other tests cover that.
@@ -8,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-{%- if cookiecutter.include_ui %}
+{%- if page %}
 import os
 {%- endif %}
 import re
@@ -28,7 +30,7 @@ from aioice import stun
 from aioice.ice import CandidatePair
 from aioice.turn import create_turn_endpoint
 from aiortc import RTCConfiguration, RTCPeerConnection
-{%- if cookiecutter.include_ui %}
+{%- if page %}
 from playwright.async_api import async_playwright
 {%- endif %}
 from pydantic import SecretStr
@@ -41,10 +43,10 @@ from {{ cookiecutter.package_name }}.loadtest_peer import EchoTimer, PulseTrack
 from {{ cookiecutter.package_name }}.settings import Settings
 
 from .conftest import (
-{%- if not echo or cookiecutter.include_ui %}
+{%- if not echo or page %}
     CLIENT_RECEIVES,
 {%- endif %}
-{%- if cookiecutter.include_ui %}
+{%- if page %}
     CLIENT_SENDS,
 {%- endif %}
     DOORS,
@@ -55,7 +57,7 @@ from .conftest import (
 {%- endif %}
     serve,
 )
-{%- if cookiecutter.include_ui %}
+{%- if page %}
 from .test_browser import (
     CHROMIUM,
     FLAGS,
@@ -259,7 +261,7 @@ async def test_with_the_relay_policy_the_server_s_peer_streams_through_coturn_to
 
     assert coturn.allocations() >= allocated + 2  # the client's and the server's
     print(f"coturn allocations: {coturn.allocations() - allocated}")
-{%- if cookiecutter.include_ui %}
+{%- if page %}
 
 
 # The page's connected peer: its configuration's policy, and its selected candidate pair's

@@ -7,8 +7,6 @@ The media and direction are the answers this project was made with; the handler 
 
 from __future__ import annotations
 
-from typing import Any
-
 import gradio as gr
 from fastrtc import Stream
 
@@ -61,21 +59,17 @@ def show_stats(frames: float | None, level: float | None, stats: Stats) -> tuple
 
 
 def build_stream(settings: Settings) -> Stream:
-    ice = IceConfigurations(settings)
-
-    async def ui_configuration() -> dict[str, Any]:
-        """Each page's configuration, asked for before each of its connections."""
-        return ice.for_peer("ui").model_dump(exclude_none=True)
-
-    fixed = IceConfiguration(iceServers=settings.ice_servers).model_dump(exclude_none=True)
+    fixed = IceConfiguration(
+        iceServers=settings.ice_servers, iceTransportPolicy=settings.ice_transport_policy
+    ).model_dump(exclude_none=True)
     return Stream(
         handler=build_handler(),
         modality="{{ cookiecutter.modality }}",
         mode="{{ cookiecutter.mode }}",
         concurrency_limit=settings.concurrency_limit,
         time_limit=settings.time_limit,
-        rtc_configuration=ui_configuration,
-        server_rtc_configuration=fixed,  # the layer gives each offer its own (build_streams)
+        rtc_configuration=fixed,  # the layer gives each page and each offer its own
+        server_rtc_configuration=fixed,
         additional_inputs=[
             gr.Slider(0.0, 4.0, value=DEFAULT_INPUT.gain, step=0.1, label="Gain"),
 {%- if cookiecutter.handler == "voice-agent" %}
@@ -98,6 +92,7 @@ def build_stream(settings: Settings) -> Stream:
 
 def build_streams(stream: Stream, settings: Settings) -> AppStreams:
     """The stream layer over ``stream``: build it before the app serves anything."""
+    ice = IceConfigurations(settings)
     return AppStreams(
         stream,
         input_model=Input,
@@ -107,5 +102,6 @@ def build_streams(stream: Stream, settings: Settings) -> AppStreams:
         audio_buffer_ms=settings.audio_buffer_ms,
 {%- endif %}
         offer_delay_ms=settings.offer_delay_ms,
-        server_configuration=IceConfigurations(settings).for_server,
+        server_configuration=ice.for_server,
+        page_configuration=lambda: ice.for_peer("ui").model_dump(exclude_none=True),
     )

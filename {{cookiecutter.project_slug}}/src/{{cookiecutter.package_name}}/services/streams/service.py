@@ -67,6 +67,7 @@ class StreamService(Generic[InputT, OutputT]):
         audio_buffer_ms: int | None = None,
         offer_delay_ms: int | None = None,
         server_configuration: Callable[[], RTCConfiguration] | None = None,
+        page_configuration: Callable[[], dict[str, Any]] | None = None,
         output_buffer: int = 64,
     ) -> None:
         self.input_model = input_model
@@ -79,6 +80,9 @@ class StreamService(Generic[InputT, OutputT]):
         self.server_configuration = server_configuration
         """The ICE configuration of the server's peer, made anew for each offer (fresh TURN
         credentials); ``None``: the one the ``Stream`` was built with."""
+        self.page_configuration = page_configuration
+        """The ICE configuration a UI page asks for before each connection; ``None``: the
+        ``Stream``'s."""
         self.connections_total: Counter[Source] = Counter()
         """Connections ever accepted, by source (for metrics)."""
         self.claims: Claims | None = None
