@@ -16,6 +16,7 @@ from aiortc.codecs.opus import OpusDecoder, OpusEncoder
 from aiortc.jitterbuffer import JitterFrame
 from huggingface_hub import constants as hub
 
+from {{ cookiecutter.package_name }} import _speech_worker
 from {{ cookiecutter.package_name }}.handlers.io import SAMPLE_RATE, level_dbfs
 from {{ cookiecutter.package_name }}.handlers.voice_agent import _espeak
 from {{ cookiecutter.package_name }}.handlers.voice_agent.providers import ProviderError, ProviderUnavailable
@@ -41,6 +42,8 @@ PAUSE_S = 0.3
 """Silence around what a peer says, as the pause detector hands it over."""
 OPUS_FRAME = 960
 """20 ms at 48 kHz, as aiortc sends audio."""
+WHISPER_DIVISOR = 1000
+"""Speech this many times quieter is a whisper."""
 
 
 async def said(tts: ESpeak, text: str, voice: str = "") -> tuple[int, npt.NDArray[np.int16]]:
@@ -193,6 +196,25 @@ async def test_concurrent_transcriptions_each_get_their_own_words(
 
     for text, transcript in zip(texts, transcripts, strict=True):
         assert expected[text] <= words(transcript), (text, transcript)
+    ways_heard = {text: set[str]() for text in expected}
+    for text, transcript in zip(texts, transcripts, strict=True):
+        ways_heard[text].add(transcript)
+    # The same audio, the same words, whatever was decoded before it.
+    assert all(len(ways) == 1 for ways in ways_heard.values()), ways_heard
+
+
+async def test_the_same_audio_is_heard_the_same_way_whatever_came_before(tts: ESpeak) -> None:
+    speech = resampled((SAMPLE_RATE, await heard(tts, SENTENCE)), _speech_worker.SAMPLE_RATE)
+    # A whisper (-63 dBFS), where the decoder's dither weighs most.
+    whisper = (speech // WHISPER_DIVISOR).tobytes()
+    other = resampled((SAMPLE_RATE, await heard(tts, OTHER_SENTENCE)), _speech_worker.SAMPLE_RATE)
+
+    transcripts = set()
+    for _ in range(4):
+        transcripts.add(_speech_worker.decode(whisper))
+        _speech_worker.decode(other.tobytes())
+
+    assert len(transcripts) == 1, transcripts
 
 
 @pytest.fixture

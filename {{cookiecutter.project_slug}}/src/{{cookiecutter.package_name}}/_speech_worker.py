@@ -30,11 +30,12 @@ DITHER = True
 """Half a bit of noise on the audio: digital silence (a synthesizer's pauses) otherwise throws
 the decoder off; with it, it gets a quarter more of the synthesizer's words right."""
 SEED = 1
-"""The seed of that noise."""
+"""The seed of that noise, sown again for each utterance (``decode``): the noise does not run on
+from one utterance to the next, so the same audio is always heard the same way, whichever
+connection's turns came before."""
 CMN = "batch"
 """Cepstral mean normalization over each utterance alone (PocketSphinx's default, ``live``,
-carries it over from the utterances before): with the seed, the same audio is always heard
-the same way, whichever connection's turns came before."""
+carries it over from the utterances before)."""
 
 _decoder: Decoder | None = None
 
@@ -61,6 +62,7 @@ def decode(audio: bytes) -> str:
     if _decoder is None:
         load()
     assert _decoder is not None
+    _decoder.reinit_feat()  # the front end afresh: the dither's noise from SEED again
     _decoder.start_utt()
     _decoder.process_raw(audio, full_utt=True)
     _decoder.end_utt()
