@@ -78,6 +78,10 @@ MEDIA_PACKETS = """async () => {
   }
   return counts;
 }"""
+# True once the page stopped every transceiver, which only the page itself does.
+MEDIA_STOPPED = """
+window.__peers.every((pc) => pc.getTransceivers().every((t) => t.direction === "stopped"))
+"""
 RECORD = 'button[aria-label="start stream"]'  # "Record", then "Stop"; not the footer's recorder
 {%- if cookiecutter.handler != "voice-agent" %}
 HEARD_DBFS = -50.0 if MEDIA["audio"] and MEDIA["video"] else -30.0
@@ -96,6 +100,11 @@ layout for a UI with a chat (the voice agent's Conversation) asks first."""
 ACCESS_MICROPHONE = "Click to Access Microphone"
 RATE = 48_000
 """The sample rate of the microphone's file."""
+NOTICE_WITHIN_S = 2.0
+"""How long a page may take to act on the server's notice that it closed the connection."""
+PAGE_CLOSES_WITHIN_S = 5.0
+"""How long a page may take to close its peer after that notice (well under the ~30 s its
+consent checks would take without it)."""
 {%- if cookiecutter.handler == "voice-agent" %}
 LEAD_S = 1.0
 """Silence before the question in the microphone's file."""
@@ -330,12 +339,18 @@ async def test_the_page_learns_at_once_that_the_server_closed_it(
         # fastrtc's page that only receives has no stop control, and does not act on the
         # server's notice: its peer ends with its consent checks.
         return
+    # The page acts on the notice at once: it stops its transceivers (only the page can).
+    await page.wait_for_function(MEDIA_STOPPED, timeout=NOTICE_WITHIN_S * 1000)
+    print(f"DELETE -> the page stopped its media in {time.monotonic() - started:.2f} s")
+    # fastrtc's page then closes its peer on a 500 ms timer, which a busy browser runs late;
+    # without the notice it would wait for its consent checks to fail (about 30 s).
     await page.wait_for_function(
-        "window.__peers.every((pc) => pc.connectionState !== 'connected')", timeout=2_000
+        "window.__peers.every((pc) => pc.connectionState !== 'connected')",
+        timeout=PAGE_CLOSES_WITHIN_S * 1000,
     )
     print(f"DELETE -> the page's peer ended in {time.monotonic() - started:.2f} s")
-    if CLIENT_SENDS:  # its button says Record again, for a new stream
-        await page.locator(RECORD).get_by_text("Record").wait_for(timeout=2_000)
+    # Its button says Record again, for a new stream.
+    await page.locator(RECORD).get_by_text("Record").wait_for(timeout=PAGE_CLOSES_WITHIN_S * 1000)
 
 
 async def test_closing_the_page_releases_it_at_once(
