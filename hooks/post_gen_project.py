@@ -13,6 +13,7 @@ Importable without rendering: the answers are read in ``main()`` only.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -62,6 +63,17 @@ def remove(path: Path) -> None:
         path.unlink()
 
 
+def shown_path(project: Path, shell: str | None) -> str:
+    """How to ``cd`` into the project from the user's shell: relative when it is under the shell's
+    directory (``$PWD``, which cookiecutter leaves as it was), absolute otherwise."""
+    if shell:
+        try:
+            return str(project.relative_to(Path(shell).resolve()))
+        except ValueError:
+            pass
+    return str(project)
+
+
 def main() -> int:
     """Check the rules against the tree, place the license, prune, print the next steps."""
     # The answers, as cookiecutter renders them into this script.
@@ -75,11 +87,11 @@ def main() -> int:
         (project / "licenses" / answers["license"]).rename(project / "LICENSE")
     for path in excluded_paths(answers):
         remove(project / path)
-    slug = answers["project_slug"]
+    where = shown_path(project.resolve(), os.environ.get("PWD"))
     serves = "the UI and the API" if answers["include_ui"] else "the API"
     print(
-        f"\nCreated {slug}. Next:\n"
-        f"  cd {slug} && make run    ({serves} on http://127.0.0.1:7860/)\n"
+        f"\nCreated {where}. Next:\n"
+        f"  cd {where} && make run    ({serves} on http://127.0.0.1:7860/)\n"
         "  make test    (every test, with real WebRTC peers)\n"
         "  make help    (the other targets)\n"
     )

@@ -1,8 +1,11 @@
-"""Before generation: refuse a bad answer with one line that names it.
+"""Before generation: refuse bad answers, every problem at once, one line each naming it.
 
 Cookiecutter removes the project directory when this exits non-zero, so nothing is left.
-Runs under the user's cookiecutter, so it uses the standard library only. Importable without
-rendering (the template's tests use ``media_problem``): the answers are read in ``main()`` only.
+Cookiecutter then logs its own traceback for the failed hook (``run_hook_from_repo_dir`` uses
+``logger.exception``, cookiecutter 2.7.1): a template cannot silence it, so our lines come
+first and end with a count. Runs under the user's cookiecutter, so it uses the standard library
+only. Importable without rendering (the template's tests use ``handler_problem``): the
+answers are read in ``main()`` only.
 """
 
 from __future__ import annotations
@@ -28,70 +31,73 @@ TAKEN = set(sys.stdlib_module_names) | {
 }  # fmt: skip
 
 
-def supported_pairs(answers: dict[str, Any]) -> list[tuple[str, str]]:
-    """The (modality, mode) pairs fastrtc supports: the keys of ``_demo_handlers``."""
-    demos: dict[str, dict[str, str]] = answers["_demo_handlers"]
-    return [(modality, mode) for modality, modes in demos.items() for mode in modes]
+def handler_problem(answers: dict[str, Any]) -> str | None:
+    """What is wrong with the handler for the media; None if nothing.
 
-
-def media_problem(answers: dict[str, Any]) -> str | None:
-    """What is wrong with the modality, mode and handler answers together; None if nothing.
-
-    The template's tests import this too, to leave the same pairs out of the answer matrix.
+    The media question offers only the pairs fastrtc supports, but a handler may need one of
+    them (``_handlers_need``). The template's tests import this too, to leave the same answers
+    out of the answer matrix.
     """
-    modality, mode, handler = answers["modality"], answers["mode"], answers["handler"]
-    pairs = supported_pairs(answers)
-    if (modality, mode) not in pairs:
-        listed = ", ".join(f"{a}/{b}" for a, b in pairs)
-        return (
-            f"modality {modality!r} with mode {mode!r} is not supported by fastrtc: "
-            f"choose one of {listed}"
-        )
+    media, handler = answers["media"], answers["handler"]
     needs = answers["_handlers_need"].get(handler)
-    if needs is not None and [modality, mode] != list(needs):
+    if needs is not None and media != needs:
         return (
-            f"handler {handler!r} needs modality {needs[0]!r} and mode {needs[1]!r}, "
-            f"not {modality}/{mode}: choose handler 'echo' for {modality}/{mode}"
+            f"handler {handler!r} needs media {needs!r}, not {media!r}: "
+            f"choose handler 'echo' for {media}"
         )
     return None
 
 
-def problem(answers: dict[str, Any]) -> str | None:
-    """What is wrong with the answers, in one line naming the answer; None if nothing."""
+def problems(answers: dict[str, Any]) -> list[str]:
+    """Everything wrong with the answers, one line each naming the answer; [] if nothing."""
+    found: list[str] = []
     name, slug, package = answers["project_name"], answers["project_slug"], answers["package_name"]
     if not name.strip():
-        return "project_name is empty: give the project a name"
+        found.append("project_name is empty: give the project a name")
     if not SLUG.match(slug):
-        return (
+        found.append(
             f"project_slug {slug!r} is not valid: use lowercase letters, digits and single "
             "hyphens, starting with a letter (e.g. 'voice-bot')"
         )
+    # A package name derived from a bad slug is the slug's problem, said once.
+    derived_from_bad_slug = package == slug.replace("-", "_") and not SLUG.match(slug)
     if not PACKAGE.match(package):
-        return (
-            f"package_name {package!r} is not a valid package name: use lowercase letters, "
-            "digits and underscores, starting with a letter (e.g. 'voice_bot')"
+        if not derived_from_bad_slug:
+            found.append(
+                f"package_name {package!r} is not a valid package name: use lowercase "
+                "letters, digits and underscores, starting with a letter (e.g. 'voice_bot')"
+            )
+    elif keyword.iskeyword(package) or keyword.issoftkeyword(package):
+        found.append(f"package_name {package!r} is a Python keyword: choose another name")
+    elif package in TAKEN:
+        found.append(
+            f"package_name {package!r} would shadow the module of the same name: choose another"
         )
-    if keyword.iskeyword(package) or keyword.issoftkeyword(package):
-        return f"package_name {package!r} is a Python keyword: choose another name"
-    if package in TAKEN:
-        return f"package_name {package!r} would shadow the module of the same name: choose another"
     if not VERSION.match(answers["version"]):
-        return f"version {answers['version']!r} is not a PEP 440 version (e.g. '0.1.0')"
+        found.append(f"version {answers['version']!r} is not a PEP 440 version (e.g. '0.1.0')")
     if not EMAIL.match(answers["author_email"]):
-        return f"author_email {answers['author_email']!r} does not look like an e-mail address"
+        found.append(
+            f"author_email {answers['author_email']!r} does not look like an e-mail address"
+        )
     for key in ("project_name", "description", "author_name"):
         if "\n" in answers[key] or "\r" in answers[key]:
-            return f"{key} must be a single line"
-    return media_problem(answers)
+            found.append(f"{key} must be a single line")
+    media = handler_problem(answers)
+    if media is not None:
+        found.append(media)
+    return found
 
 
 def main() -> int:
     # The answers, as cookiecutter renders them into this script.
     answers: dict[str, Any] = json.loads(r"""{{ cookiecutter | tojson }}""")
-    found = problem(answers)
-    if found is None:
+    found = problems(answers)
+    for line in found:
+        print(f"error: {line}", file=sys.stderr)
+    if not found:
         return 0
-    print(f"error: {found}", file=sys.stderr)
+    count = f"{len(found)} problem{'s' if len(found) > 1 else ''}"
+    print(f"{count} with the answers: nothing generated", file=sys.stderr)
     return 1
 
 

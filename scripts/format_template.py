@@ -28,10 +28,7 @@ PACKAGE_JINJA = "{{ cookiecutter.package_name }}"
 def answer_sets() -> list[dict[str, Any]]:
     """Answers whose bakes hold every file: cluster mode on, and each handler module once."""
     spec = json.loads((ROOT / "cookiecutter.json").read_text())
-    demos: dict[str, dict[str, str]] = spec["_demo_handlers"]
-    pairs = [
-        {"modality": modality, "mode": mode} for modality, modes in demos.items() for mode in modes
-    ]
+    pairs = [{"media": media} for media in spec["_demo_handlers"]]
     handlers = [{"handler": handler} for handler in spec["_handlers_need"]]
     return [{"include_cluster": True, **answers} for answers in [*pairs, *handlers]]
 

@@ -75,9 +75,11 @@ def project_environment() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k not in pinned}
 
 
-def make(target: str, project: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+def make(
+    target: str, project: Path, *args: str, timeout: float = 900, **env: str
+) -> subprocess.CompletedProcess[str]:
     """Run ``make target`` in a generated project, with this session's uv."""
-    return run(["make", target, f"UV={UV}", *args], cwd=project, **env)
+    return run(["make", target, f"UV={UV}", *args], cwd=project, timeout=timeout, **env)
 
 
 def project_files(project: Path) -> set[str]:

@@ -178,9 +178,30 @@ def test_answers_reach_the_project(tmp_path: Path) -> None:
     assert 'title: str = "Voice Lab"' in (project / "src/voice_lab/settings.py").read_text()
 
 
-def test_post_generation_prints_next_steps(tmp_path: Path) -> None:
-    result = run(["cookiecutter", "--no-input", str(ROOT), "-o", str(tmp_path)], cwd=tmp_path)
-    assert "cd my-fastrtc-app && make run" in result.stdout
+@pytest.mark.parametrize(
+    ("shell", "output", "shown"),
+    [
+        (".", ".", "my-fastrtc-app"),
+        (".", "apps/voice", "apps/voice/my-fastrtc-app"),
+        ("elsewhere", "apps", "{tmp}/apps/my-fastrtc-app"),
+    ],
+    ids=["here", "below", "elsewhere"],
+)
+def test_post_generation_prints_next_steps(
+    tmp_path: Path, shell: str, output: str, shown: str
+) -> None:
+    """The ``cd`` path is right from the user's shell, whatever ``-o`` says."""
+    directory = tmp_path / shell
+    directory.mkdir(exist_ok=True)
+    target = str(tmp_path / output) if shell != "." else output
+    # A shell sets PWD to its directory; cookiecutter's hooks run elsewhere but inherit it.
+    result = run(
+        ["cookiecutter", "--no-input", str(ROOT), "-o", target], cwd=directory, PWD=str(directory)
+    )
+    path = shown.format(tmp=tmp_path.resolve())
+    assert f"Created {path}. Next:" in result.stdout
+    assert f"cd {path} && make run" in result.stdout
+    assert (directory / path / "pyproject.toml").is_file()
     assert "make test" in result.stdout
 
 

@@ -1,9 +1,12 @@
 """Every pair of answers, baked, linted, type-checked and tested.
 
-The full product of the choices in cookiecutter.json is 6912 projects, of which 1920 are
-valid: fastrtc supports 7 of the 9 modality/mode pairs, and the reply-on-pause, voice-agent
-and custom handlers exist for audio send-receive only (the pre-generation hook refuses the
-rest). The answers act on different files (the license stands alone; CI, Docker, cluster
+The full product of the choices in cookiecutter.json is 5376 projects, of which 1920 are
+valid: the media question offers the 7 modality/direction pairs fastrtc supports, and the
+reply-on-pause, voice-agent and custom handlers exist for audio/send-receive only (the
+pre-generation hook refuses the rest). The media answer holds two facts, a modality and a
+direction, which meet other answers in different files: pairs are counted on its parts
+(``PARTS``), so that video with the UI and receive with the UI are each a pair to hold.
+The answers act on different files (the license stands alone; CI, Docker, cluster
 mode, the UI, the media, the handler and the Python version change code, tests and
 interpreter), so what can break is a pair of answers that meet in one file: the matrix is a
 covering set of valid projects that holds every pair of answers a valid project can hold,
@@ -65,13 +68,41 @@ def choices() -> dict[str, list[Any]]:
     return found
 
 
-MEDIA_PROBLEM = hook("pre_gen_project").media_problem
+HANDLER_PROBLEM = hook("pre_gen_project").handler_problem
 POST_GEN = hook("post_gen_project")
 
 
 def is_valid(row: Row) -> bool:
-    """Whether the hook takes these answers (the media rule; the other answers are free)."""
-    return MEDIA_PROBLEM({**SPEC, **row}) is None
+    """Whether the hook takes these answers (the handler rule; the other answers are free)."""
+    return HANDLER_PROBLEM({**SPEC, **row}) is None
+
+
+PARTS = {"media": ("modality", "mode")}
+"""Answers that hold several facts, each meeting other answers in its own files: an answer's
+value is its parts' values joined by "/"."""
+
+
+def parts(row: Row) -> Row:
+    """``row`` with each answer of ``PARTS`` split into its parts."""
+    split: Row = {}
+    for key, value in row.items():
+        if key in PARTS:
+            split.update(zip(PARTS[key], str(value).split("/"), strict=True))
+        else:
+            split[key] = value
+    return split
+
+
+def part_options(options: dict[str, list[Any]]) -> dict[str, list[Any]]:
+    """The options with each answer of ``PARTS`` replaced by its parts' values, in order."""
+    split: dict[str, list[Any]] = {}
+    for key, values in options.items():
+        if key not in PARTS:
+            split[key] = values
+            continue
+        for index, part in enumerate(PARTS[key]):
+            split[part] = list(dict.fromkeys(str(value).split("/")[index] for value in values))
+    return split
 
 
 STANDALONE = {"license"}
@@ -80,7 +111,7 @@ STANDALONE = {"license"}
 
 def pairs_of(row: Row) -> Iterator[Pair]:
     """The pairs of answers ``row`` holds; a standalone answer pairs with itself only."""
-    items = sorted(row.items(), key=lambda kv: kv[0])
+    items = sorted(parts(row).items(), key=lambda kv: kv[0])
     for a, b in itertools.combinations(items, 2):
         if a[0] not in STANDALONE and b[0] not in STANDALONE:
             yield a, b
@@ -168,25 +199,29 @@ BROWSER_ROWS = browser_rows(ROWS)
 
 def row_id(row: Row) -> str:
     return "-".join(
-        f"{'no-' if value is False else ''}{key}" if isinstance(value, bool) else str(value)
+        f"{'no-' if value is False else ''}{key}"
+        if isinstance(value, bool)
+        else str(value).replace("/", "-")
         for key, value in row.items()
     )
 
 
 def test_the_rows_cover_every_pair_of_answers() -> None:
-    keys = sorted(set(OPTIONS) - STANDALONE)
+    split = part_options(OPTIONS)
+    keys = sorted(set(split) - STANDALONE)
     every_pair = {
         ((a, x), (b, y))
         for a, b in itertools.combinations(keys, 2)
-        for x in OPTIONS[a]
-        for y in OPTIONS[b]
-    } | {((key, x), (key, x)) for key in STANDALONE for x in OPTIONS[key]}
+        for x in split[a]
+        for y in split[b]
+    } | {((key, x), (key, x)) for key in STANDALONE for x in split[key]}
     possible = {pair for row in valid_rows(OPTIONS) for pair in pairs_of(row)}
     impossible = every_pair - possible
     covered = {pair for row in ROWS for pair in pairs_of(row)}
     assert covered == possible
     assert all(is_valid(row) for row in ROWS)
-    # What no valid project holds is what the hook refuses, and only that.
+    # What no valid project holds is what the menu does not offer and the hook refuses, and
+    # only that.
     audio_handlers = ("custom", "reply-on-pause", "voice-agent")  # audio send-receive only
     assert impossible == {
         (("handler", handler), (key, value))
@@ -201,9 +236,9 @@ def test_the_rows_cover_every_pair_of_answers() -> None:
     # A slow answer is in as few rows as its pairs allow: as many as the values of the answer
     # it meets in most values (each row holds one of them).
     for key, value in SLOW:
-        holding = [row for row in valid_rows(OPTIONS) if row[key] == value]
+        holding = [parts(row) for row in valid_rows(OPTIONS) if row[key] == value]
         fewest = max(
-            len({row[other] for row in holding}) for other in set(OPTIONS) - STANDALONE - {key}
+            len({row[other] for row in holding}) for other in set(split) - STANDALONE - {key}
         )
         assert sum(row[key] == value for row in ROWS) == fewest
     # The first row is what cookiecutter --no-input bakes: test_default_project.py's project.
@@ -219,6 +254,9 @@ def test_the_rows_cover_every_pair_of_answers() -> None:
 
 
 PACKAGE = "my_fastrtc_app"
+SUITE_WITHIN_S = 1500
+"""A row's ``make test`` (the voice agent's, the longest, takes about 11 minutes on 2 busy
+cores), inside the template's own per-test timeout."""
 
 
 def answers(row: Row) -> dict[str, Any]:
@@ -253,7 +291,7 @@ def handler_module(row: Row) -> str:
         ("video", "send"): "video_meter",
         ("video", "receive"): "color_bars",
         ("audio-video", "send-receive"): "av_echo",
-    }[row["modality"], row["mode"]]
+    }[parts(row)["modality"], parts(row)["mode"]]
 
 
 HANDLER_PACKAGES = {"voice_agent"}
@@ -341,6 +379,7 @@ def test_answers_give_a_clean_passing_project(row: Row, tmp_path: Path, mypy_cac
         + ("" if row in BROWSER_ROWS else " --ignore=tests/test_turn.py"),
         REQUIRE_BROWSER="1" if browser else "0",
         REQUIRE_TURN="1" if turn else "0",
+        timeout=SUITE_WITHIN_S,
     )
 
     counts, outcomes = junit_results(report)

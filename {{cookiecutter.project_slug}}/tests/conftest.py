@@ -53,11 +53,11 @@ SPEECH: Speech | None = {{ {"reply-on-pause": "Speech()", "voice-agent": "Speech
 (long enough for the agent to answer: talking over a reply, or its making, stops it){% endif %}."""
 
 MEDIA: dict[str, Any] = {
-    "audio": {{ cookiecutter.modality != "video" }},
-    "video": {{ cookiecutter.modality != "audio" }},
-    "direction": "{{ {"send-receive": "sendrecv", "send": "sendonly", "receive": "recvonly"}[cookiecutter.mode] }}",
+    "audio": {{ cookiecutter.__modality != "video" }},
+    "video": {{ cookiecutter.__modality != "audio" }},
+    "direction": "{{ {"send-receive": "sendrecv", "send": "sendonly", "receive": "recvonly"}[cookiecutter.__mode] }}",
 }
-"""What test peers offer: this app's media ({{ cookiecutter.modality }}), in its direction ({{ cookiecutter.mode }})."""
+"""What test peers offer: this app's media ({{ cookiecutter.__modality }}), in its direction ({{ cookiecutter.__mode }})."""
 NO_MEDIA: dict[str, Any] = {"audio": False, "video": False}
 """A peer that offers only its data channel."""
 CLIENT_SENDS = MEDIA["direction"] != "recvonly"

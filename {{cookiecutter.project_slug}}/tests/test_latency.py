@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-{%- if cookiecutter.modality != "video" and cookiecutter.mode == "send-receive" %}
+{%- if cookiecutter.__modality != "video" and cookiecutter.__mode == "send-receive" %}
 from aiortc import RTCPeerConnection
 {%- endif %}
 from aiortc import rtp as aiortc_rtp
@@ -127,7 +127,7 @@ async def test_a_handler_ahead_of_time_is_paced_as_before() -> None:
     assert track._start == started
 
 
-{%- if cookiecutter.modality != "video" and cookiecutter.mode == "send-receive" %}
+{%- if cookiecutter.__modality != "video" and cookiecutter.__mode == "send-receive" %}
 
 
 @pytest.mark.parametrize("door", DOORS)

@@ -1,6 +1,6 @@
 {%- set echo = cookiecutter.__handler_module == "echo" -%}
 {#- fastrtc's receive-mode page starts before its configuration comes: see the README's TURN relay #}
-{%- set page = cookiecutter.include_ui and cookiecutter.mode != "receive" -%}
+{%- set page = cookiecutter.include_ui and cookiecutter.__mode != "receive" -%}
 """Media through a real TURN relay (coturn, see ``turn_support.py``) with the credentials the
 app mints: each peer's own and short-lived, checked by coturn against the shared secret, which
 the app never shows anyone. Without TURN settings nothing changes: the other tests cover that.

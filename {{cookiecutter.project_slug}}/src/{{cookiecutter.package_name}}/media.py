@@ -64,8 +64,8 @@ def build_stream(settings: Settings) -> Stream:
     ).model_dump(exclude_none=True)
     return Stream(
         handler=build_handler(),
-        modality="{{ cookiecutter.modality }}",
-        mode="{{ cookiecutter.mode }}",
+        modality="{{ cookiecutter.__modality }}",
+        mode="{{ cookiecutter.__mode }}",
         concurrency_limit=settings.concurrency_limit,
         time_limit=settings.time_limit,
         rtc_configuration=fixed,  # the layer gives each page and each offer its own
@@ -98,7 +98,7 @@ def build_streams(stream: Stream, settings: Settings) -> AppStreams:
         input_model=Input,
         output_model=Stats,
         peer_timeout=settings.peer_timeout,
-{%- if cookiecutter.modality != "video" and cookiecutter.mode != "receive" %}
+{%- if cookiecutter.__modality != "video" and cookiecutter.__mode != "receive" %}
         audio_buffer_ms=settings.audio_buffer_ms,
 {%- endif %}
         offer_delay_ms=settings.offer_delay_ms,

@@ -59,7 +59,7 @@ class Settings(BaseSettings):
     """Seconds a minted TURN credential stays valid: enough to connect, not to be reused."""
     ice_transport_policy: Literal["all", "relay"] = "all"
     """``relay``: every peer, the server's too, sends its media through a TURN relay only."""
-{%- if cookiecutter.modality != "video" and cookiecutter.mode != "receive" %}
+{%- if cookiecutter.__modality != "video" and cookiecutter.__mode != "receive" %}
     audio_buffer_ms: int = Field(default=60, ge=0, le=300, multiple_of=20)
     """How long the server waits for a late audio packet: the newer audio it holds behind a
     missing one before giving it up as lost. Audio that comes in order is heard at once,

@@ -129,7 +129,7 @@ class CaughtUpQueue(asyncio.Queue[Any]):
     "with a backlog behind it, every later frame waits as long",
     "tests/test_latency.py::test_a_late_first_frame_holds_no_later_one_back",
     "tests/test_latency.py::test_a_handler_ahead_of_time_is_paced_as_before",
-{%- if cookiecutter.modality != "video" and cookiecutter.mode == "send-receive" %}
+{%- if cookiecutter.__modality != "video" and cookiecutter.__mode == "send-receive" %}
     "tests/test_latency.py::test_every_door_s_audio_catches_up_a_late_start",
 {%- endif %}
 )

@@ -24,7 +24,7 @@ from ..errors import (
     ResponseNotSupportedError,
 )
 from ..interface import SHOWN_ID, ConnectionState, InputT, OutputT, Source
-{% if cookiecutter.modality != "video" and cookiecutter.mode != "receive" -%}
+{% if cookiecutter.__modality != "video" and cookiecutter.__mode != "receive" -%}
 from .audio_buffer import AUDIO_PACKET_MS, set_audio_buffer
 {% endif -%}
 from .latency import catch_up_pacing, measure_levels_at_once, offer_delay, replace_offer_delay
@@ -385,7 +385,7 @@ class FastrtcStream(Generic[InputT, OutputT]):
             await discard(owner, connection_id)
             self._layer.withdraw(connection_id)
             raise refusal
-{%- if cookiecutter.modality != "video" and cookiecutter.mode != "receive" %}
+{%- if cookiecutter.__modality != "video" and cookiecutter.__mode != "receive" %}
         buffer_ms = self._layer.audio_buffer_ms
         if buffer_ms is not None and (pc := owner.pcs.get(connection_id)) is not None:
             set_audio_buffer(pc, buffer_ms // AUDIO_PACKET_MS)
