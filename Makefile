@@ -13,7 +13,7 @@ help: ## List the targets
 	python3 -m venv .tools
 	.tools/bin/pip install --quiet uv
 
-install: | $(UV) ## Install the template's own tools (cookiecutter, pytest, ruff) into .venv
+install: | $(UV) ## Install the template's own tools (cookiecutter, cruft, pytest, ruff) into .venv
 	$(UV) sync --locked
 
 test: install ## Run every test: bake the template, lint and test what it generates

@@ -31,6 +31,7 @@ from .conftest import (
 )
 
 EXPECTED_FILES = {
+    ".cruft.json",
     ".dockerignore",
     ".env.example",
     ".github/workflows/ci.yml",
@@ -330,6 +331,7 @@ def test_make_run_serves_the_ui_and_the_api(default_project: Path, tmp_path: Pat
         "format",
         "docker-build",
         "docker-run",
+        "update",
     ],
 )
 def test_makefile_has_the_targets(default_project: Path, target: str) -> None:
