@@ -67,12 +67,16 @@ def turn_required() -> bool:
 
 
 def project_environment() -> dict[str, str]:
-    """This process's environment, less what pins the template's own Python and virtualenv.
+    """This process's environment, less what pins the template's own Python and virtualenv,
+    and less what a make running these tests hands its children (MAKELEVEL, MAKEFLAGS: a
+    generated project's make would print its "Entering directory" lines and join that make's
+    jobs).
 
     (A pyenv shim exports PYENV_VERSION, which would hide the Python a project pins.)
     """
     pinned = {"VIRTUAL_ENV", "UV_PROJECT_ENVIRONMENT", "PYENV_VERSION", "PYENV_DIR"}
-    return {k: v for k, v in os.environ.items() if k not in pinned}
+    outer_make = {"MAKELEVEL", "MAKEFLAGS", "MFLAGS"}
+    return {k: v for k, v in os.environ.items() if k not in pinned | outer_make}
 
 
 def make(

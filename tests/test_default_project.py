@@ -7,6 +7,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import time
 from pathlib import Path
@@ -33,9 +34,12 @@ from .conftest import (
 EXPECTED_FILES = {
     ".cruft.json",
     ".dockerignore",
+    ".editorconfig",
     ".env.example",
+    ".github/dependabot.yml",
     ".github/workflows/ci.yml",
     ".gitignore",
+    ".pre-commit-config.yaml",
     ".python-version",
     "Dockerfile",
     "LICENSE",
@@ -272,26 +276,37 @@ def test_make_test_e2e_runs_the_browser_tests(default_project: Path, tmp_path: P
     assert (default_project / "test-artifacts/ui-streaming.png").stat().st_size > 10_000
 
 
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
 def test_make_run_serves_the_ui_and_the_api(default_project: Path, tmp_path: Path) -> None:
+    """make run and make loadtest take the port of the app's settings, here from .env."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    dotenv = default_project / ".env"
+    dotenv.write_text(f"APP_PORT={port}\n")
+    environment = {k: v for k, v in project_environment().items() if k != "APP_PORT"}
     log = tmp_path / "run.log"
     with log.open("w") as out:
         server = subprocess.Popen(
-            ["make", "run", "PORT=0", f"UV={UV}"],  # 0: the server picks a free port and logs it
+            ["make", "run", f"UV={UV}"],  # no PORT=: the port is the one of .env
             cwd=default_project,
-            env=project_environment(),
+            env=environment,
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # so that the whole group (make, uv, python) can be stopped
         )
     try:
-        base = ""
         deadline = time.monotonic() + 90
-        while not base:
+        while f"Uvicorn running on {base}" not in log.read_text():
             assert server.poll() is None, f"make run exited:\n{log.read_text()}"
-            assert time.monotonic() < deadline, f"make run did not serve:\n{log.read_text()}"
+            assert time.monotonic() < deadline, (
+                f"make run did not serve on {base}:\n{log.read_text()}"
+            )
             time.sleep(0.3)
-            found = re.search(r"Uvicorn running on (http://127\.0\.0\.1:\d+)", log.read_text())
-            base = found[1] if found else ""
 
         assert httpx.get(f"{base}/health").json() == {"status": "ok"}
         assert httpx.get(f"{base}/connections").json() == []
@@ -300,16 +315,18 @@ def test_make_run_serves_the_ui_and_the_api(default_project: Path, tmp_path: Pat
         assert str(ui.url) == f"{base}/ui/"
         assert "gradio" in ui.text.lower()
 
-        # make loadtest, against what make run serves: real peers through both doors
+        # make loadtest, against what make run serves, on the port of .env too: real peers
+        # through both doors
         report = tmp_path / "loadtest.json"
         args = f"--peers 2 --duration 2 --ui-share 0.5 --quiet --out {report}"
-        port = base.rsplit(":", 1)[1]
-        make("loadtest", default_project, f"PORT={port}", f"ARGS={args}")
+        make("loadtest", default_project, f"ARGS={args}")
         numbers = json.loads(report.read_text())
+        assert numbers["url"] == base
         assert numbers["errors"] == []
         assert numbers["echo_ms"]["count"] > 0
         assert numbers["server"]["pid"] > 0  # make run's server, found by its port
     finally:
+        dotenv.unlink()
         os.killpg(server.pid, signal.SIGTERM)
         try:
             server.wait(timeout=15)
@@ -318,10 +335,49 @@ def test_make_run_serves_the_ui_and_the_api(default_project: Path, tmp_path: Pat
             server.wait()
 
 
+def test_port_on_the_make_command_line_is_short_for_app_port(tmp_path: Path) -> None:
+    """PORT=8123 on the command line sets APP_PORT; a PORT in the environment does not."""
+    project = bake(tmp_path)
+    given = run(["make", "-n", "run", "loadtest", "PORT=8123", f"UV={UV}"], cwd=project)
+    inherited = run(["make", "-n", "run", f"UV={UV}"], cwd=project, PORT="8123")
+
+    assert given.stdout.count("APP_PORT=8123 ") == 2, given.stdout
+    assert "APP_PORT" not in inherited.stdout, inherited.stdout
+
+
+HELP_RULE = re.compile(r"^([\w./-]+):(?!=).*?## (.*)$", re.MULTILINE)
+"""A rule of a Makefile with a ``##`` text: what make help must list."""
+HELP_ROW = re.compile(r"^  (\S+)( +)(\S.*)$")
+
+
+@pytest.mark.parametrize(
+    "answers",
+    [{}, {"include_ui": False, "include_docker": False}],
+    ids=["default", "no-ui-no-docker"],
+)
+def test_make_help_lists_every_target(tmp_path: Path, answers: dict[str, bool]) -> None:
+    project = bake(tmp_path, **answers)
+    documented = dict(HELP_RULE.findall((project / "Makefile").read_text()))
+
+    output = make("help", project).stdout
+    rows = [HELP_ROW.match(line) for line in output.splitlines()]
+
+    assert "$(" not in output
+    assert all(rows), output  # nothing but the rows
+    listed = {row[1]: row[3] for row in rows if row}
+    assert listed == documented
+    assert {"help", "run", "test-reliability"} <= listed.keys()
+    assert ("test-e2e" in listed) == bool(answers.get("include_ui", True))
+    assert ("docker-run" in listed) == bool(answers.get("include_docker", True))
+    assert len({row.start(3) for row in rows if row}) == 1, output  # one column of texts
+    assert min(len(row[2]) for row in rows if row) == 2, output  # as wide as the longest
+
+
 @pytest.mark.parametrize(
     "target",
     [
         "install",
+        "hooks",
         "run",
         "test",
         "test-e2e",

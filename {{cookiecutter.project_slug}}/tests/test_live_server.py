@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import httpx
+import pytest
 
 from {{ cookiecutter.package_name }}.client import Peer, connect, wait_until
 
@@ -80,3 +85,41 @@ async def test_an_idle_connection_outlives_a_pooling_client_s_keep_alive(live_se
         assert (await health()).startswith(b"HTTP/1.1 200")  # the same connection, still open
     finally:
         writer.close()
+
+
+PACKAGE = "{{ cookiecutter.package_name }}"
+
+
+def run_module(module: str, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """``python -m module args`` in ``cwd``, with no ``APP_*`` setting from this environment."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("APP_")}
+    return subprocess.run(
+        [sys.executable, "-m", module, *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_the_settings_module_prints_a_setting_of_dotenv(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text("APP_PORT=8123\n")
+
+    printed = run_module(f"{PACKAGE}.settings", "port", cwd=tmp_path)
+
+    assert (printed.returncode, printed.stdout, printed.stderr) == (0, "8123\n", "")
+
+
+@pytest.mark.parametrize("command", [[PACKAGE], [f"{PACKAGE}.settings", "port"]])
+def test_a_bad_setting_stops_the_start_naming_it(command: list[str], tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text("APP_PORT=eighty\n")
+
+    refused = run_module(*command, cwd=tmp_path)
+
+    assert refused.returncode == 1
+    assert refused.stderr.startswith("error: invalid settings"), refused.stderr
+    assert "port" in refused.stderr
+    assert "eighty" in refused.stderr
+    assert "Traceback" not in refused.stderr

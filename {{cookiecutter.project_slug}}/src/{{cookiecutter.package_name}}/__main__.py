@@ -15,7 +15,7 @@ from .api.limits import WEBSOCKET_MESSAGE_BYTES
 from .app import create_app
 from .handlers.io import HandlerUnavailable
 from .media import AppStreams
-from .settings import get_settings
+from .settings import settings_or_exit
 
 
 class Server(uvicorn.Server):
@@ -36,7 +36,7 @@ class Server(uvicorn.Server):
 
 
 def main() -> None:
-    settings = get_settings()
+    settings = settings_or_exit()  # one message naming each bad setting, no traceback
     try:
         app = create_app(settings)
     except HandlerUnavailable as exc:  # one line naming the setting, no traceback

@@ -1,14 +1,20 @@
-"""Settings, read from the environment (prefix ``APP_``) and from an optional ``.env`` file."""
+"""Settings, read from the environment (prefix ``APP_``) and from an optional ``.env`` file.
+
+``make loadtest`` and ``make docker-run`` read the port the app would take with
+``python -m {{ cookiecutter.package_name }}.settings port`` (any setting's name works).
+"""
 
 from __future__ import annotations
-{% if cookiecutter.include_cluster %}
+
+import argparse
+{%- if cookiecutter.include_cluster %}
 import os
 import socket
 {%- endif %}
 from functools import lru_cache
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, SecretStr{% if cookiecutter.include_ui %}, field_validator{% endif %}, model_validator
+from pydantic import BaseModel, Field, SecretStr, ValidationError{% if cookiecutter.include_ui %}, field_validator{% endif %}, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -120,3 +126,26 @@ class Settings(BaseSettings):
 @lru_cache
 def get_settings() -> Settings:
     return Settings()
+
+
+def settings_or_exit() -> Settings:
+    """The settings, or an exit with pydantic's message naming each bad one (no traceback)."""
+    try:
+        return get_settings()
+    except ValidationError as exc:
+        message = f"error: invalid settings (APP_* in the environment or .env): {exc}"
+        raise SystemExit(message) from None
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m {{ cookiecutter.package_name }}.settings",
+        description="Print a setting as the app reads it (from the environment and .env).",
+    )
+    parser.add_argument("name", choices=sorted(Settings.model_fields))
+    name = parser.parse_args().name
+    print(getattr(settings_or_exit(), name))
+
+
+if __name__ == "__main__":
+    main()
