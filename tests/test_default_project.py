@@ -111,6 +111,7 @@ EXPECTED_FILES = {
     "tests/test_reliability.py",
     "tests/test_routes.py",
     "tests/test_security.py",
+    "tests/test_settings.py",
     "tests/test_streams.py",
     "tests/test_turn.py",
     "tests/test_ui.py",

@@ -60,8 +60,8 @@ def test_without_turn_settings_nothing_is_minted() -> None:
 @pytest.mark.parametrize(
     ("overrides", "named"),
     [
-        ({"turn_urls": []}, "turn_urls and turn_secret"),
-        ({"turn_secret": None}, "turn_urls and turn_secret"),
+        ({"turn_urls": []}, "APP_TURN_URLS and APP_TURN_SECRET"),
+        ({"turn_secret": None}, "APP_TURN_URLS and APP_TURN_SECRET"),
         ({"turn_urls": ["stun:turn.example.com"]}, "turn_urls"),
         ({"turn_ttl": 10}, "turn_ttl"),
         ({"turn_urls": [], "turn_secret": None, "ice_transport_policy": "relay"}, "relay"),

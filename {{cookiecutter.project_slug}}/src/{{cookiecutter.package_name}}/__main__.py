@@ -7,15 +7,16 @@ import contextlib
 import math
 import signal
 import socket
+from typing import TYPE_CHECKING
 
 import uvicorn
-from fastapi import FastAPI
 
-from .api.limits import WEBSOCKET_MESSAGE_BYTES
-from .app import create_app
-from .handlers.io import HandlerUnavailable
-from .media import AppStreams
-from .settings import settings_or_exit
+from .settings import get_settings
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+    from .media import AppStreams
 
 
 class Server(uvicorn.Server):
@@ -36,7 +37,11 @@ class Server(uvicorn.Server):
 
 
 def main() -> None:
-    settings = settings_or_exit()  # one message naming each bad setting, no traceback
+    settings = get_settings()  # a bad value exits here, in a second, before the app is imported
+    from .api.limits import WEBSOCKET_MESSAGE_BYTES
+    from .app import create_app
+    from .handlers.io import HandlerUnavailable
+
     try:
         app = create_app(settings)
     except HandlerUnavailable as exc:  # one line naming the setting, no traceback
@@ -46,6 +51,7 @@ def main() -> None:
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
+        log_config=None,  # uvicorn's records go through the app's logging (observability.py)
         timeout_graceful_shutdown=math.ceil(settings.shutdown_timeout),
         timeout_keep_alive=settings.keep_alive,
         ws_max_size=WEBSOCKET_MESSAGE_BYTES,

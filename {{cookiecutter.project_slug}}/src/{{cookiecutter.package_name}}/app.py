@@ -28,7 +28,7 @@ logger = logging.getLogger(__name__)
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     stream = build_stream(settings)
     streams = build_streams(stream, settings)
 {%- if cookiecutter.include_cluster %}

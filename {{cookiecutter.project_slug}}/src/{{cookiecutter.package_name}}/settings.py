@@ -2,20 +2,61 @@
 
 ``make loadtest`` and ``make docker-run`` read the port the app would take with
 ``python -m {{ cookiecutter.package_name }}.settings port`` (any setting's name works).
+
+``load`` reads a settings class and turns a bad value into one line per variable (its name,
+the value given, what is expected: secrets hidden), printed on exit with status 1.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 {%- if cookiecutter.include_cluster %}
 import os
 import socket
 {%- endif %}
+from collections.abc import Mapping
 from functools import lru_cache
-from typing import Annotated, Literal
+from typing import Annotated, Literal, TypeVar, get_args
 
-from pydantic import BaseModel, Field, SecretStr, ValidationError{% if cookiecutter.include_ui %}, field_validator{% endif %}, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    Field,
+    SecretStr,
+    ValidationError,
+{%- if cookiecutter.include_ui %}
+    field_validator,
+{%- endif %}
+    model_validator,
+)
+from pydantic_core import ErrorDetails
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
+
+from .observability import LogFormat
+
+T = TypeVar("T")
+AnySettings = TypeVar("AnySettings", bound=BaseSettings)
+
+HIDDEN = "(hidden)"
+"""Shown instead of a secret's value (or of a JSON object's, which may hold a credential)."""
+PYDANTIC_PREFIXES = ("Input ", "Value error, ", "Value ", "String ")
+"""How pydantic's messages start, dropped: ``should be ...`` reads well after the value."""
+
+
+def _from_json(value: object) -> object:
+    """A variable's JSON text decoded (values given in Python pass as they are)."""
+    if not isinstance(value, str):
+        return value
+    try:
+        return json.loads(value)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"should be JSON ({exc.msg} at character {exc.pos})") from None
+
+
+JsonList = Annotated[list[T], NoDecode, BeforeValidator(_from_json)]
+"""A list given as JSON in its variable, decoded by the field itself, so that a bad one is
+reported like any other bad value (the settings source would raise with no value to show)."""
 
 
 class IceServer(BaseModel):
@@ -52,11 +93,11 @@ class Settings(BaseSettings):
     peer_timeout: float = Field(default=10.0, gt=0)
     """Seconds after which a peer that stopped answering (a browser that vanished, a dropped
     network) is closed and its slot freed. A page that is closed frees it at once."""
-    ice_servers: list[IceServer] = Field(default_factory=list)
+    ice_servers: JsonList[IceServer] = Field(default_factory=list)
     """STUN/TURN servers for browser and server alike, as JSON, e.g.
     ``[{"urls": "turn:turn.example.com:3478", "username": "u", "credential": "p"}]``.
     Empty: host candidates only, enough on one machine or a LAN."""
-    turn_urls: list[TurnUrl] = Field(default_factory=list)
+    turn_urls: JsonList[TurnUrl] = Field(default_factory=list)
     """TURN servers sharing ``turn_secret``, as JSON, e.g. ``["turn:turn.example.com:3478"]``:
     each peer (browser, API client, the server's own) gets a credential of its own for them."""
     turn_secret: SecretStr | None = None
@@ -82,10 +123,13 @@ class Settings(BaseSettings):
     admin_token: SecretStr | None = None
     """When set, listing and closing connections require ``Authorization: Bearer <token>``.
     Unset: those routes are open, which suits one machine or a trusted network only."""
-    cors_origins: list[str] = Field(default_factory=list)
+    cors_origins: JsonList[str] = Field(default_factory=list)
     """Origins allowed to call the API from a browser, as JSON, e.g.
     ``["https://app.example.com"]``. Empty (the default): no cross-origin access."""
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
+    log_format: LogFormat = "text"
+    """``text``: one line per record, its fields as ``key=value``; ``json``: one JSON object
+    per line, its fields as keys. The app's records and uvicorn's alike."""
 {%- if cookiecutter.include_cluster %}
     redis_url: str | None = None
     """Run as one of several replicas sharing this Redis (``redis://host:6379/0``): each
@@ -111,7 +155,7 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _turn_is_complete(self) -> Settings:
         if bool(self.turn_urls) != (self.turn_secret is not None):
-            raise ValueError("turn_urls and turn_secret go together: set both or neither")
+            raise ValueError("APP_TURN_URLS and APP_TURN_SECRET go together: set both or neither")
         relays = self.turn_urls or [
             url
             for server in self.ice_servers
@@ -119,22 +163,57 @@ class Settings(BaseSettings):
             if url.startswith(("turn:", "turns:"))
         ]
         if self.ice_transport_policy == "relay" and not relays:
-            raise ValueError("ice_transport_policy 'relay' needs a TURN server (turn_urls)")
+            raise ValueError("APP_ICE_TRANSPORT_POLICY=relay needs a TURN server (APP_TURN_URLS)")
         return self
 
 
 @lru_cache
 def get_settings() -> Settings:
-    return Settings()
+    """The app's settings, read once (see ``load``)."""
+    return load(Settings)
 
 
-def settings_or_exit() -> Settings:
-    """The settings, or an exit with pydantic's message naming each bad one (no traceback)."""
+def load(settings: type[AnySettings]) -> AnySettings:
+    """``settings`` read from the environment and ``.env``; exits (status 1) with one line per
+    bad variable, and no traceback, if any is."""
     try:
-        return get_settings()
+        return settings()
     except ValidationError as exc:
-        message = f"error: invalid settings (APP_* in the environment or .env): {exc}"
-        raise SystemExit(message) from None
+        raise SystemExit("\n".join(problems(settings, exc.errors()))) from None
+    except SettingsError as exc:  # a source that could not decode a value (its own words)
+        cause = f": {exc.__cause__}" if exc.__cause__ else ""
+        raise SystemExit(f"error: {str(exc).removeprefix('error ')}{cause}") from None
+
+
+def problems(settings: type[BaseSettings], errors: list[ErrorDetails]) -> list[str]:
+    """One ``error: VARIABLE=value: what is expected`` line per variable in ``errors``."""
+    prefix = settings.model_config.get("env_prefix", "")
+    found: dict[str, list[str]] = {}
+    for error in errors:
+        message = error["msg"]
+        for start in PYDANTIC_PREFIXES:
+            message = message.removeprefix(start)
+        if not error["loc"]:  # the whole model's check: its message names the variables
+            found.setdefault("", []).append(message)
+            continue
+        field, *path = error["loc"]
+        variable = (prefix + str(field)).upper()
+        where = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in path)
+        if error["type"] == "missing":
+            shown, message = "", "required"
+        elif _is_secret(settings, str(field)) or (path and isinstance(error["input"], Mapping)):
+            shown = "=" + HIDDEN
+        else:
+            shown = f"={error['input']!r}"
+        found.setdefault(variable, []).append(f"{variable}{where}{shown}: {message}")
+    return ["error: " + "; ".join(details) for details in found.values()]
+
+
+def _is_secret(settings: type[BaseSettings], field: str) -> bool:
+    """Whether the field holds a secret (``SecretStr``, optional or not)."""
+    info = settings.model_fields.get(field)
+    annotation = info.annotation if info else None
+    return annotation is SecretStr or SecretStr in get_args(annotation)
 
 
 def main() -> None:
@@ -144,7 +223,7 @@ def main() -> None:
     )
     parser.add_argument("name", choices=sorted(Settings.model_fields))
     name = parser.parse_args().name
-    print(getattr(settings_or_exit(), name))
+    print(getattr(get_settings(), name))
 
 
 if __name__ == "__main__":

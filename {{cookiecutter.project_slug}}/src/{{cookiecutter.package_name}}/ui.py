@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import re
 from typing import cast
 
@@ -71,7 +73,8 @@ class PageRoutesOnly:
 def mount_ui(app: FastAPI, stream: Stream, path: str) -> FastAPI:
     """Mount the stream's Gradio UI on ``app`` at ``path``, under the app's CORS policy."""
     stream.ui.head = f"{stream.ui.head or ''}\n{RELEASE_PEERS_ON_PAGEHIDE}\n{HIDE_FOOTER}"
-    mounted = cast(FastAPI, gr.mount_gradio_app(app, stream.ui, path=path))
+    with contextlib.redirect_stdout(io.StringIO()):  # gradio prints "new <path>" (a stray print)
+        mounted = cast(FastAPI, gr.mount_gradio_app(app, stream.ui, path=path))
     under_app_policies(mounted, path)
     return mounted
 

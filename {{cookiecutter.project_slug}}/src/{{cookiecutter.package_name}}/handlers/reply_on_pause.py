@@ -13,6 +13,7 @@ from collections.abc import Generator
 from fastrtc import AdditionalOutputs, AlgoOptions, ReplyOnPause
 from fastrtc.tracks import EmitType
 
+from ..settings import load
 from .io import DEFAULT_INPUT, SAMPLE_RATE, AudioFrame, Input, Stats, apply_gain, level_dbfs
 from .pauses import DETECTOR, FRAME_SECONDS, PauseSettings, pause_detector
 
@@ -39,7 +40,7 @@ def build_handler() -> ReplyOnPause:
     """The handler the stream copies for each connection."""
     return ReplyOnPause(
         reply,
-        model=pause_detector(PauseSettings().pause_detector),
+        model=pause_detector(load(PauseSettings).pause_detector),
         algo_options=AlgoOptions(audio_chunk_duration=0.4, started_talking_threshold=0.2),
         expected_layout="mono",
         input_sample_rate=SAMPLE_RATE,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from fastrtc import AlgoOptions, ReplyOnPause
 
+from ...settings import load
 from ..io import SAMPLE_RATE
 from ..pauses import PauseSettings, pause_detector
 from .agent import Conversation, Providers
@@ -32,7 +33,7 @@ class VoiceAgent(ReplyOnPause):
         self.conversation = Conversation(providers, settings.history_turns)
         super().__init__(
             self.conversation.reply,
-            model=pause_detector(PauseSettings().pause_detector),
+            model=pause_detector(load(PauseSettings).pause_detector),
             algo_options=ALGO_OPTIONS,
             expected_layout="mono",
             input_sample_rate=SAMPLE_RATE,
@@ -76,5 +77,5 @@ def build_providers(settings: VoiceSettings) -> Providers:
 
 def build_handler() -> VoiceAgent:
     """The handler the stream copies for each connection."""
-    settings = VoiceSettings()
+    settings = load(VoiceSettings)
     return VoiceAgent(build_providers(settings), settings)
