@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 import httpx
-import pytest
 
 from {{ cookiecutter.package_name }}.client import Peer, connect, wait_until
 
@@ -112,14 +111,12 @@ def test_the_settings_module_prints_a_setting_of_dotenv(tmp_path: Path) -> None:
     assert (printed.returncode, printed.stdout, printed.stderr) == (0, "8123\n", "")
 
 
-@pytest.mark.parametrize("command", [[PACKAGE], [f"{PACKAGE}.settings", "port"]])
-def test_a_bad_setting_stops_the_start_naming_it(command: list[str], tmp_path: Path) -> None:
+def test_a_bad_setting_stops_the_settings_module_naming_it(tmp_path: Path) -> None:
+    """What make loadtest and make docker-run ask; the app's own start: tests/test_settings.py."""
     (tmp_path / ".env").write_text("APP_PORT=eighty\n")
 
-    refused = run_module(*command, cwd=tmp_path)
+    refused = run_module(f"{PACKAGE}.settings", "port", cwd=tmp_path)
 
     assert refused.returncode == 1
-    assert refused.stderr.startswith("error: invalid settings"), refused.stderr
-    assert "port" in refused.stderr
-    assert "eighty" in refused.stderr
+    assert refused.stderr.startswith("error: APP_PORT='eighty': should be a valid integer")
     assert "Traceback" not in refused.stderr
