@@ -3,7 +3,8 @@
 Chromium (Debian's ``/usr/bin/chromium``, driven by Playwright) opens the UI of a real server,
 presses Record (with a fake microphone playing a tone and a fake camera), or Start Stream when
 the app makes the media, and the test checks through the HTTP API what a person's connection
-must be: listed, fed, read and released.
+must be: listed, fed, read and released. The last test does the same through the plain
+client at ``/client/`` (no Gradio).
 {%- if cookiecutter.handler == "voice-agent" %}
 
 The voice agent's microphone asks a question instead of playing a tone, and the page must show
@@ -480,3 +481,64 @@ async def test_a_spoken_question_is_answered_in_the_page(
     await page.locator(RECORD).click()
     await wait_until(lambda: no_connections(http), within=5)
 {%- endif %}
+
+
+CLIENT_OUTPUT = '#outputs [data-output="{}"]'
+OFFER = "/webrtc/offer"
+"""Where the plain client shows an output's field."""
+
+
+async def client_shows(page: Page, field: str, value: str) -> None:
+    """Wait until the plain client shows ``value`` for the output's ``field``."""
+    shown = page.locator(CLIENT_OUTPUT.format(field)).get_by_text(value, exact=True)
+    await shown.wait_for(timeout=OUTPUT_WITHIN_S * 1000)
+
+
+async def test_the_plain_client_page_streams_sets_input_and_hangs_up(
+    browser: BrowserContext, server: str, http: httpx.AsyncClient, artifacts: Path
+) -> None:
+    page = await browser.new_page()
+    page_errors: list[str] = []
+    page.on("pageerror", lambda error: page_errors.append(str(error)))
+    offered: list[int] = []  # the statuses of the offer and of its trickled ICE candidates
+    page.on("response", lambda r: offered.append(r.status) if r.url.endswith(OFFER) else None)
+    await page.goto(f"{server}/client/")
+    gain = page.locator('#input [name="gain"]')  # the form is built from the API's schema
+    await gain.wait_for(timeout=10_000)
+    await page.get_by_role("button", name="Connect").click()
+    await page.wait_for_function(
+        "window.__peers.some((pc) => pc.connectionState === 'connected')", timeout=15_000
+    )
+
+    # The app lists it as an API connection, and media flows its way.
+    connection = await the_connection(http)
+    assert connection["source"] == "api"
+    flowing = " && ".join(["c.received > 50"] * CLIENT_RECEIVES + ["c.sent > 50"] * CLIENT_SENDS)
+    await page.wait_for_function(
+        f"({MEDIA_PACKETS})().then((c) => {flowing})", timeout=OUTPUT_WITHIN_S * 1000
+    )
+
+    # The handler's outputs arrive in the page, from the outputs event stream.
+    await client_shows(page, "gain", "1")
+    assert int(await page.locator(CLIENT_OUTPUT.format("frames")).inner_text()) > 0
+
+    # A value the API refuses shows its error: status, code and detail.
+    await gain.fill("9")
+    await page.get_by_role("button", name="Set input").click()
+    await page.locator("#error").get_by_text("422 invalid_request").wait_for(timeout=5_000)
+
+    # A value it takes reaches the handler, which reports it in force.
+    await gain.fill("0.5")
+    await page.get_by_role("button", name="Set input").click()
+    await client_shows(page, "gain", "0.5")
+    assert await page.locator("#error").inner_text() == ""
+    await page.screenshot(path=artifacts / "client.png", full_page=True)
+    assert len(offered) > 1, offered  # candidates trickled, after the answer
+    assert set(offered) == {200}, offered
+
+    # Hang up closes the peer, and the server frees the connection at once.
+    started = time.monotonic()
+    await page.get_by_role("button", name="Hang up").click()
+    await wait_until(lambda: no_connections(http), within=3)
+    print(f"Hang up -> gone from /connections in {time.monotonic() - started:.2f} s")
+    assert page_errors == []

@@ -20,11 +20,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import SecretStr
 from starlette.routing import Mount, Route, WebSocketRoute
+from starlette.staticfiles import StaticFiles
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
 from {{ cookiecutter.package_name }}.api.limits import MAX_BODY_BYTES
-from {{ cookiecutter.package_name }}.app import create_app
+from {{ cookiecutter.package_name }}.app import CLIENT_PATH, create_app
 from {{ cookiecutter.package_name }}.client import Door
 from {{ cookiecutter.package_name }}.services.streams import WEBSOCKET_PATH
 from {{ cookiecutter.package_name }}.settings import Settings
@@ -54,7 +55,10 @@ def mounted_routes() -> tuple[list[tuple[str, str]], list[str], list[str]]:
 
     def walk(routes: list[Any], prefix: str) -> None:
         for route in routes:
-            if isinstance(route, Mount):
+            if isinstance(route, Mount) and isinstance(route.app, StaticFiles):
+                # Static files (the plain client): a route of their own, any file name.
+                http.append(("GET", prefix + route.path + "/{file}"))
+            elif isinstance(route, Mount):
                 mounts.append(prefix + route.path)
                 walk(list(route.routes), prefix + route.path)
             elif isinstance(route, WebSocketRoute):
@@ -205,6 +209,7 @@ def test_no_websocket_message_harms_the_server(server: str, path: str, sent: lis
 def test_every_mounted_route_is_fuzzed() -> None:
     assert ([WEBSOCKET_PATH] if WEBSOCKET else []) == WEBSOCKETS
     assert not any(path.startswith("/telephone") for _, path in ROUTES)
+    assert ("GET", CLIENT_PATH + "/{file}") in ROUTES
     if Door.UI in DOORS:
         (ui,) = MOUNTS
         assert ("POST", f"{ui}/gradio_api/queue/join") in ROUTES

@@ -6,10 +6,12 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import RedirectResponse
+from fastapi.staticfiles import StaticFiles
 
 from .api import connections, errors, health, limits, metrics, offers
 from .ice import IceConfigurations
@@ -24,6 +26,10 @@ from .ui import mount_ui
 {%- endif %}
 
 logger = logging.getLogger(__name__)
+
+CLIENT_PATH = "/client"
+"""Where the plain browser client (``static/client/``, no Gradio) is served."""
+CLIENT_FILES = Path(__file__).parent / "static" / "client"
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -74,6 +80,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(connections.router)
     app.include_router(health.router)
     app.include_router(metrics.router)
+    app.mount(CLIENT_PATH, StaticFiles(directory=CLIENT_FILES, html=True), name="client")
 
     home = {% if cookiecutter.include_ui %}f"{settings.ui_path}/"{% else %}"/docs"{% endif %}
 
