@@ -13,7 +13,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class IceServer(BaseModel):
-    """One STUN or TURN server, as a browser's ``RTCPeerConnection`` takes it."""
+    """One STUN or TURN server, as a browser's `RTCPeerConnection` takes it."""
 
     urls: str | list[str]
     username: str | None = None
