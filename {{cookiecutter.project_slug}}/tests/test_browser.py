@@ -33,11 +33,12 @@ import wave
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import numpy as np
 import pytest
-from playwright.async_api import BrowserContext, Page, async_playwright
+from playwright.async_api import BrowserContext, Page, Route, async_playwright
 
 from {{ cookiecutter.package_name }}.client import wait_until
 
@@ -483,8 +484,8 @@ async def test_a_spoken_question_is_answered_in_the_page(
 {%- endif %}
 
 
-CLIENT_OUTPUT = '#outputs [data-output="{}"]'
 OFFER = "/webrtc/offer"
+CLIENT_OUTPUT = '#outputs [data-output="{}"]'
 """Where the plain client shows an output's field."""
 
 
@@ -542,3 +543,43 @@ async def test_the_plain_client_page_streams_sets_input_and_hangs_up(
     await wait_until(lambda: no_connections(http), within=3)
     print(f"Hang up -> gone from /connections in {time.monotonic() - started:.2f} s")
     assert page_errors == []
+
+
+async def test_the_api_docs_render_offline(
+    browser: BrowserContext, server: str, artifacts: Path
+) -> None:
+    """Swagger UI and ReDoc render the API from the app alone: every request to any other
+    host is refused, as it would fail offline."""
+    elsewhere: list[str] = []
+
+    async def only_the_app(route: Route) -> None:
+        if urlsplit(route.request.url).hostname == "127.0.0.1":
+            await route.continue_()
+        else:
+            elsewhere.append(route.request.url)
+            await route.abort("internetdisconnected")
+
+    await browser.route("**/*", only_the_app)
+    async with httpx.AsyncClient(base_url=server) as http:
+        schema = (await http.get("/openapi.json")).json()
+    operations = [
+        (operation["tags"][0], operation["operationId"])
+        for item in schema["paths"].values()
+        for operation in item.values()
+    ]
+    page = await browser.new_page()
+
+    await page.goto(f"{server}/docs")
+    for tag, operation_id in operations:  # Swagger UI's id for each operation's block
+        await page.locator(f"#operations-{tag}-{operation_id}.opblock").wait_for(timeout=15_000)
+    assert await page.locator(".opblock").count() == len(operations)
+    await page.screenshot(path=artifacts / "api-docs.png", full_page=True)
+    assert elsewhere == []
+
+    await page.goto(f"{server}/redoc")
+    for _, operation_id in operations:  # ReDoc's section of each operation
+        section = page.locator(f'[data-section-id$="operation/{operation_id}"]')
+        await section.first.wait_for(state="attached", timeout=15_000)
+    await page.screenshot(path=artifacts / "api-redoc.png", full_page=True)
+    # ReDoc shows its own logo from its CDN, which is missing offline; the page renders.
+    assert {urlsplit(url).hostname for url in elsewhere} <= {"cdn.redoc.ly"}, elsewhere

@@ -24,6 +24,7 @@ from starlette.staticfiles import StaticFiles
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
+from {{ cookiecutter.package_name }}.api.docs import DOCS_ASSETS_PATH
 from {{ cookiecutter.package_name }}.api.limits import MAX_BODY_BYTES
 from {{ cookiecutter.package_name }}.app import CLIENT_PATH, create_app
 from {{ cookiecutter.package_name }}.client import Door
@@ -210,6 +211,7 @@ def test_every_mounted_route_is_fuzzed() -> None:
     assert ([WEBSOCKET_PATH] if WEBSOCKET else []) == WEBSOCKETS
     assert not any(path.startswith("/telephone") for _, path in ROUTES)
     assert ("GET", CLIENT_PATH + "/{file}") in ROUTES
+    assert ("GET", DOCS_ASSETS_PATH + "/{file}") in ROUTES  # the API docs' scripts and styles
     if Door.UI in DOORS:
         (ui,) = MOUNTS
         assert ("POST", f"{ui}/gradio_api/queue/join") in ROUTES

@@ -12,8 +12,9 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
 
-from .api import connections, errors, health, limits, metrics, offers
+from .api import connections, docs, errors, health, limits, metrics, offers
 from .ice import IceConfigurations
 from .media import AppDirectory, build_stream, build_streams
 from .observability import configure_logging
@@ -62,7 +63,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await replicas.stop()  # leave the cluster at once
 {%- endif %}
 
-    app = FastAPI(title=settings.title, lifespan=lifespan)
+    app = FastAPIOffline(  # /docs and /redoc, their assets served here: they work offline
+        title=settings.title,
+        lifespan=lifespan,
+        generate_unique_id_function=docs.operation_id,
+        static_url=docs.DOCS_ASSETS_PATH,
+    )
     app.state.settings = settings
     app.state.streams = streams
     app.state.ice = IceConfigurations(settings)
@@ -81,6 +87,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(metrics.router)
     app.mount(CLIENT_PATH, StaticFiles(directory=CLIENT_FILES, html=True), name="client")
+    app.description = docs.description(app{% if cookiecutter.include_ui %}, settings.ui_path{% endif %})
 
     home = {% if cookiecutter.include_ui %}f"{settings.ui_path}/"{% else %}"/docs"{% endif %}
 

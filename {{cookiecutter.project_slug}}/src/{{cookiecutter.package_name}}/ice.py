@@ -26,7 +26,7 @@ TAG_BYTES = 4
 
 
 class IceConfiguration(BaseModel):
-    """An ``RTCConfiguration`` as a browser's ``RTCPeerConnection`` takes it."""
+    """An `RTCConfiguration` as a browser's `RTCPeerConnection` takes it."""
 
     iceServers: list[IceServer]
     iceTransportPolicy: Literal["all", "relay"] = "all"

@@ -60,7 +60,7 @@ reported like any other bad value (the settings source would raise with no value
 
 
 class IceServer(BaseModel):
-    """One STUN or TURN server, as a browser's ``RTCPeerConnection`` takes it."""
+    """One STUN or TURN server, as a browser's `RTCPeerConnection` takes it."""
 
     urls: str | list[str]
     username: str | None = None

@@ -6,28 +6,35 @@ own join it here, with their codes and statuses; answers and OpenAPI responses a
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from http import HTTPStatus
+from typing import Any, ClassVar, Self
 
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException
 
 from ..services.streams.errors import AppError, Spec, register
+from .docs import EXAMPLE_CONNECTION_ID
 
 
 class ErrorBody(BaseModel):
+    """The body of every error the API answers."""
+
+    model_config = ConfigDict(use_attribute_docstrings=True)
+
     error: str
-    """A stable, machine-readable code, e.g. ``unknown_connection``."""
+    """A stable, machine-readable code, e.g. `unknown_connection`."""
     detail: str
     """What went wrong, for people."""
     connection_id: str | None = None
+    """The connection the error is about, if any."""
     limit: int | None = None
-    """For ``concurrency_limit_reached``: the limit; for ``payload_too_large``: the most bytes."""
+    """For `concurrency_limit_reached`: the limit; for `payload_too_large`: the most bytes."""
     errors: list[dict[str, Any]] | None = None
-    """For ``invalid_request``: pydantic's list of what failed to validate."""
+    """For `invalid_request`: what failed to validate (each problem's `loc`, `msg`, `type`)."""
 
 
 class UnauthorizedError(AppError):
@@ -57,10 +64,7 @@ class MethodNotAllowedError(AppError):
 
 
 class PayloadTooLargeError(AppError):
-    code = "payload_too_large"
-    status = 413
-
-    summary = "the body is over this route's limit"
+    """The request's body is over its route's limit."""
 
     def __init__(
         self, connection_id: str | None = None, detail: str | None = None, *, limit: int = 0
@@ -73,9 +77,13 @@ class PayloadTooLargeError(AppError):
     def extra(self) -> dict[str, Any]:
         return {"limit": self.limit} if self.limit else {}
 
+    @classmethod
+    def example(cls, connection_id: str) -> Self:
+        return cls(detail=cls.summary)  # each route has its own limit
+
 
 class InvalidRequestError(AppError):
-    """What failed to validate: each problem's ``loc``, ``msg`` and ``type`` (never the input,
+    """The request does not validate: its `errors` say where and why (never with the input,
     which may be large)."""
 
     def __init__(self, problems: list[dict[str, Any]]) -> None:
@@ -85,6 +93,10 @@ class InvalidRequestError(AppError):
 
     def extra(self) -> dict[str, Any]:
         return {"errors": self.problems}
+
+    @classmethod
+    def example(cls, connection_id: str) -> Self:
+        return cls([{"loc": ["body", "webrtc_id"], "msg": "Field required", "type": "missing"}])
 
 
 class HttpError(AppError):
@@ -120,28 +132,60 @@ UNPARSABLE_BODY: dict[type[BaseException], str] = {
 }
 """Why FastAPI could not parse a JSON body it answers 400 for (a syntax error is already 422)."""
 ALWAYS: tuple[type[AppError], ...] = (PayloadTooLargeError, InvalidRequestError)
-"""Errors every route may answer: each bounds its body (``limits.py``) and validates its input."""
+"""Errors every route may answer: each bounds its body (``limits.py``) and validates its input
+(if it takes any)."""
+
+
+def error_body(error: AppError) -> dict[str, Any]:
+    """The error's JSON body."""
+    body = ErrorBody(
+        error=error.code, detail=error.detail, connection_id=error.connection_id, **error.extra()
+    )
+    return dict(jsonable_encoder(body, exclude_none=True))
 
 
 def error_response(error: AppError) -> JSONResponse:
     """The error's answer: its status, its body, and its headers if it has any."""
-    body = ErrorBody(
-        error=error.code, detail=error.detail, connection_id=error.connection_id, **error.extra()
-    )
     headers = error.headers or None
-    return JSONResponse(
-        jsonable_encoder(body, exclude_none=True), status_code=error.status, headers=headers
-    )
+    return JSONResponse(error_body(error), status_code=error.status, headers=headers)
 
 
-def responses(*errors: type[AppError], events: bool = False) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI ``responses=`` entry for the errors a route may answer (and ``ALWAYS``).
+def responses(
+    *errors: type[AppError], events: bool = False, validates: bool = True
+) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses=`` for the errors a route may answer, ``ALWAYS``'s included (but
+    ``invalid_request`` for a route that takes no input: ``validates=False``).
 
-    Errors are JSON even on a route whose success is an event stream (``events=True``).
+    Each status lists its codes, with the body of each as an example. Errors are JSON even on
+    a route whose success is an event stream (``events=True``).
     """
-    json_error = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
-    entry: dict[str, Any] = {"content": json_error} if events else {"model": ErrorBody}
-    return {status: entry for status in sorted({error.status for error in (*errors, *ALWAYS)})}
+    answered = [*errors, *(e for e in ALWAYS if validates or e is not InvalidRequestError)]
+    by_status: dict[int, list[type[AppError]]] = {}
+    for error in dict.fromkeys(answered):
+        by_status.setdefault(error.status, []).append(error)
+    return {status: _documented(by_status[status], events) for status in sorted(by_status)}
+
+
+def _documented(errors: list[type[AppError]], events: bool) -> dict[str, Any]:
+    """One status's OpenAPI response: its codes, the error body, an example of each code."""
+    examples = {
+        error.code: {
+            "summary": " ".join((error.__doc__ or error.code).split()),
+            "value": error_body(error.example(EXAMPLE_CONNECTION_ID)),
+        }
+        for error in errors
+    }
+    codes = ", ".join(f"`{error.code}`" for error in errors)
+    content: dict[str, Any] = {"examples": examples}
+    entry: dict[str, Any] = {
+        "description": f"{HTTPStatus(errors[0].status).phrase}: {codes}",
+        "content": {"application/json": content},
+    }
+    if events:  # FastAPI would give the model the route's own media type
+        content["schema"] = {"$ref": "#/components/schemas/ErrorBody"}
+    else:
+        entry["model"] = ErrorBody
+    return entry
 
 
 async def _app_error(request: Request, exc: Exception) -> JSONResponse:

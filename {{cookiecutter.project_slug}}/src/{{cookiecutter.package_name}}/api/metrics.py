@@ -16,8 +16,18 @@ from ..media import AppStreams
 from ..services.streams import Source
 from .auth import Admin
 from .deps import StreamsDep
+from .errors import UnauthorizedError, responses
 
 router = APIRouter(tags=["health"])
+
+EXAMPLE_METRICS = """\
+# HELP app_connections_active Live connections, by source
+# TYPE app_connections_active gauge
+app_connections_active{source="api"} 1.0
+app_connections_active{source="ui"} 0.0
+app_connections_active{source="websocket"} 0.0
+"""
+"""The start of an answer."""
 
 
 class StreamCollector(Collector):
@@ -56,9 +66,18 @@ class StreamCollector(Collector):
         yield limit
 
 
-@router.get("/metrics", dependencies=[Admin], response_class=Response)
-async def metrics(streams: StreamsDep) -> Response:
-    """Prometheus metrics (needs the admin token when ``APP_ADMIN_TOKEN`` is set)."""
+@router.get(
+    "/metrics",
+    dependencies=[Admin],
+    response_class=Response,
+    responses={
+        200: {"content": {CONTENT_TYPE_LATEST: {"example": EXAMPLE_METRICS}}},
+        **responses(UnauthorizedError, validates=False),
+    },
+)
+async def get_metrics(streams: StreamsDep) -> Response:
+    """Prometheus metrics, in its text format (needs the admin token when `APP_ADMIN_TOKEN` is
+    set)."""
     registry = CollectorRegistry()
     registry.register(StreamCollector(streams))
 {%- if cookiecutter.handler == "voice-agent" %}

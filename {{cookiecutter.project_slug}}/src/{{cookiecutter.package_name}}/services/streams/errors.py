@@ -7,7 +7,7 @@ mode's wire codes are all read from there.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, NamedTuple
+from typing import Any, ClassVar, NamedTuple, Self
 
 
 class Spec(NamedTuple):
@@ -38,6 +38,12 @@ class AppError(Exception):
     def extra(self) -> dict[str, Any]:
         """Fields the error's body carries beside its code and detail."""
         return {}
+
+    @classmethod
+    def example(cls, connection_id: str) -> Self:
+        """One such error, as the API's docs show it (about ``connection_id``, if its message
+        names one)."""
+        return cls(connection_id if "{id}" in cls.summary else None)
 
 
 def register(table: dict[type[AppError], Spec]) -> None:
@@ -89,6 +95,10 @@ class ConnectionClosedError(OfferRefusedError):
     """The connection closed while its offer was answered."""
 
 
+EXAMPLE_LIMIT = 10
+"""The concurrency limit in the docs' example of ``LimitReachedError`` (the default one)."""
+
+
 class LimitReachedError(OfferRefusedError):
     """The app is at its concurrency limit."""
 
@@ -100,6 +110,10 @@ class LimitReachedError(OfferRefusedError):
 
     def extra(self) -> dict[str, Any]:
         return {"limit": self.limit}
+
+    @classmethod
+    def example(cls, connection_id: str) -> Self:
+        return cls(connection_id, limit=EXAMPLE_LIMIT)
 
 
 register(
