@@ -76,7 +76,7 @@ class Answer(BaseModel):
 
 EXAMPLE_SDP = (
     "v=0\r\no=- 4005267734 4005267734 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n"
-    "m={{ cookiecutter.modality.split('-')[0] }} 9 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 0.0.0.0\r\na=mid:0\r\na=sendrecv\r\n"
+    "m={{ cookiecutter.__modality.split('-')[0] }} 9 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 0.0.0.0\r\na=mid:0\r\na=sendrecv\r\n"
     "a=ice-ufrag:Jv7o\r\na=ice-pwd:srJoIk96BRwhOInJE2vrHd\r\na=setup:actpass\r\n"
 )
 """An SDP offer, abridged: a real one comes from the peer's `createOffer()`."""
