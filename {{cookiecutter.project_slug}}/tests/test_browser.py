@@ -25,6 +25,7 @@ import itertools
 import math
 {%- endif %}
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -38,9 +39,18 @@ from urllib.parse import urlsplit
 import httpx
 import numpy as np
 import pytest
-from playwright.async_api import BrowserContext, Page, Route, async_playwright
+from playwright.async_api import (
+    BrowserContext,
+    FloatRect,
+    Locator,
+    Page,
+    Route,
+    ViewportSize,
+    async_playwright,
+)
 
 from {{ cookiecutter.package_name }}.client import wait_until
+from {{ cookiecutter.package_name }}.media import NO_OUTPUT_YET
 
 from .conftest import CLIENT_RECEIVES, CLIENT_SENDS, MEDIA, SPEECH, first_output, listen, serve
 {%- if cookiecutter.handler == "voice-agent" %}
@@ -96,10 +106,11 @@ PREVIEW_TRACKS = (MEDIA["audio"] + MEDIA["video"]) if MEDIA["video"] and CLIENT_
 START = RECORD if CLIENT_SENDS else 'button:text-is("Start Stream")'
 """What starts the stream: Record, or the Start Stream button of a UI that only receives (which
 has no stop control: closing the page stops it)."""
-ASKS_FOR_THE_MICROPHONE = {{ cookiecutter.handler == "voice-agent" }}
-"""Whether the page shows Record only once the person has let it use the microphone: fastrtc's
-layout for a UI with a chat (the voice agent's Conversation) asks first."""
-ACCESS_MICROPHONE = "Click to Access Microphone"
+ASKS_FOR_ACCESS = CLIENT_SENDS
+"""Whether the page shows Record only once the person has let it use the microphone or the
+camera: fastrtc's component asks first when it is laid out in the page (not full screen)."""
+ACCESS = re.compile(r"^Click to Access (Microphone|Webcam)$")
+"""The name of the button that asks for the microphone or the camera."""
 RATE = 48_000
 """The sample rate of the microphone's file."""
 NOTICE_WITHIN_S = 2.0
@@ -215,8 +226,14 @@ async def start_streaming(browser: BrowserContext, server: str) -> Page:
     """Open the UI, start the stream, and wait until the browser's peer is connected."""
     page = await browser.new_page()
     await page.goto(f"{server}/ui/")
-    if ASKS_FOR_THE_MICROPHONE:
-        await page.get_by_role("button", name=ACCESS_MICROPHONE).click(timeout=30_000)
+    await start_on(page)
+    return page
+
+
+async def start_on(page: Page) -> None:
+    """Start the stream on an open page, and wait until the browser's peer is connected."""
+    if ASKS_FOR_ACCESS:
+        await page.get_by_role("button", name=ACCESS).click(timeout=30_000)
     if PREVIEW_TRACKS:
         # A person presses Record once their camera shows: fastrtc's camera UI sends an offer
         # without the media if pressed before its preview has every track.
@@ -229,7 +246,6 @@ async def start_streaming(browser: BrowserContext, server: str) -> Page:
     await page.wait_for_function(
         "window.__peers.some((pc) => pc.connectionState === 'connected')", timeout=15_000
     )
-    return page
 
 
 async def the_connection(http: httpx.AsyncClient) -> dict[str, Any]:
@@ -583,3 +599,61 @@ async def test_the_api_docs_render_offline(
     await page.screenshot(path=artifacts / "api-redoc.png", full_page=True)
     # ReDoc shows its own logo from its CDN, which is missing offline; the page renders.
     assert {urlsplit(url).hostname for url in elsewhere} <= {"cdn.redoc.ly"}, elsewhere
+
+
+VIEWPORTS: dict[str, ViewportSize] = {
+    "desktop": {"width": 1280, "height": 800},
+    "phone": {"width": 390, "height": 844},
+}
+"""The screens the page must fit at load: a laptop's and a phone's."""
+CONTROLS = ["number input for Gain", "range slider for Gain"{% if cookiecutter.handler == "voice-agent" %}, "System prompt", "Voice"{% endif %}]
+"""The labels of the page's controls (the handler's input)."""
+FIGURES = ["Frames", "Level (dBFS)"]
+"""The labels of the page's figures (the handler's outputs)."""
+
+
+@pytest.mark.parametrize("screen", VIEWPORTS)
+async def test_the_page_shows_its_start_controls_and_figures_at_load(
+    browser: BrowserContext, server: str, http: httpx.AsyncClient, artifacts: Path, screen: str
+) -> None:
+    page = await browser.new_page()
+    await page.set_viewport_size(VIEWPORTS[screen])
+    await page.goto(f"{server}/ui/")
+    start = page.get_by_role("button", name=ACCESS) if ASKS_FOR_ACCESS else page.locator(START)
+    await start.wait_for()
+
+    # In view without opening or scrolling anything, the figures empty ("—") until an output.
+    shown = [start, *(page.get_by_label(label, exact=True) for label in CONTROLS + FIGURES)]
+    for element in shown:
+        box = await element.bounding_box()
+        assert in_view(box, VIEWPORTS[screen]), (element, box)
+    for label in FIGURES:
+        figure = page.get_by_label(label, exact=True)
+        assert await figure.input_value() == "", label
+        assert await figure.get_attribute("placeholder") == NO_OUTPUT_YET, label
+    await page.screenshot(path=artifacts / f"ui-at-load-{screen}.png")
+{%- if cookiecutter.handler != "voice-agent" %}
+
+    # Once the stream runs, they show the handler's numbers.
+    await start_on(page)
+    frames, level = (page.get_by_label(label, exact=True) for label in FIGURES)
+    await wait_until(lambda: shows_a_count(frames), within=OUTPUT_WITHIN_S)
+    await wait_until(lambda: level_shows_a_number(level), within=OUTPUT_WITHIN_S)
+    await page.locator(START).click() if CLIENT_SENDS else await page.close()
+{%- endif %}
+
+
+def in_view(box: FloatRect | None, viewport: ViewportSize) -> bool:
+    """Whether ``box`` (an element's, on the page) lies wholly inside ``viewport``."""
+    return (
+        box is not None
+        and box["x"] >= 0
+        and box["y"] >= 0
+        and box["x"] + box["width"] <= viewport["width"]
+        and box["y"] + box["height"] <= viewport["height"]
+    )
+
+
+async def shows_a_count(figure: Locator) -> bool:
+    shown = await figure.input_value()
+    return shown.isdigit() and int(shown) > 0

@@ -23,7 +23,7 @@ from .services.cluster import Replicas
 {%- endif %}
 from .settings import Settings, get_settings
 {%- if cookiecutter.include_ui %}
-from .ui import mount_ui
+from .ui import build_ui, mount_ui
 {%- endif %}
 
 logger = logging.getLogger(__name__)
@@ -37,6 +37,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     configure_logging(settings.log_level, settings.log_format)
     stream = build_stream(settings)
+{%- if cookiecutter.include_ui %}
+    build_ui(stream, settings.title)
+{%- endif %}
     streams = build_streams(stream, settings)
 {%- if cookiecutter.include_cluster %}
     replicas = None

@@ -19,6 +19,10 @@ from .ice import IceConfiguration, IceConfigurations
 from .services.streams import Directory, StreamService
 from .settings import Settings
 
+NO_OUTPUT_YET = "—"
+"""What a figure shows until the first output: nothing that reads as a value (0 dBFS is full
+scale)."""
+
 AppStreams = StreamService[Input, Stats]
 """This process's connections, typed on the handler's models."""
 AppDirectory = Directory[Input, Stats]
@@ -26,6 +30,8 @@ AppDirectory = Directory[Input, Stats]
 
 
 {%- if cookiecutter.handler == "voice-agent" %}
+CONVERSATION_HEIGHT = 240
+"""Pixels: the Conversation fits beside the stream, with the controls, on one screen."""
 Chat = list[dict[str, str]]
 """The conversation as Gradio's ``Chatbot`` shows it (``type="messages"``)."""
 
@@ -78,10 +84,10 @@ def build_stream(settings: Settings) -> Stream:
 {%- endif %}
         ],
         additional_outputs=[
-            gr.Number(label="Frames", precision=0),
-            gr.Number(label="Level (dBFS)"),
+            gr.Number(label="Frames", precision=0, placeholder=NO_OUTPUT_YET),
+            gr.Number(label="Level (dBFS)", placeholder=NO_OUTPUT_YET),
 {%- if cookiecutter.handler == "voice-agent" %}
-            gr.Chatbot(type="messages", label="Conversation"),
+            gr.Chatbot(type="messages", label="Conversation", height=CONVERSATION_HEIGHT),
 {%- endif %}
         ],
         additional_outputs_handler=show_stats,

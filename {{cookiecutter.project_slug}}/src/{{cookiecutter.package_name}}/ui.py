@@ -1,15 +1,16 @@
-"""The Gradio UI, mounted on the app."""
+"""The Gradio UI: the app's page for its stream (``build_ui``), mounted on the app."""
 
 from __future__ import annotations
 
 import contextlib
+import html
 import io
 import re
 from typing import cast
 
 import gradio as gr
 from fastapi import FastAPI
-from fastrtc import Stream
+from fastrtc import Stream, WebRTC
 from gradio.route_utils import CustomCORSMiddleware
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -32,9 +33,87 @@ RELEASE_PEERS_ON_PAGEHIDE = """<script>
 </script>"""
 
 
-# Gradio's footer ("Use via API" documents Gradio's queue, not this app's API at /docs) sits
-# over the Record button of fastrtc's full-screen video layout and takes its clicks.
+# Gradio's footer goes: its "Use via API" documents Gradio's queue, not this app's API, which
+# the page's header links (/docs).
 HIDE_FOOTER = "<style>footer { display: none !important; }</style>"
+
+
+DESCRIPTION = {{ cookiecutter.description | tojson }}
+"""What the page says the app does, under its title."""
+DOCS_PATH = "/docs"
+"""Where the app's API is documented (FastAPI's page)."""
+# One page at any width: the stream and its start control first, then the controls and the
+# figures beside it (below it on a phone), nothing hidden in a sidebar or an accordion.
+PAGE_CSS = """
+.app-header { text-align: center; }
+.app-header h1 { margin: 0 0 var(--size-1); font-size: var(--text-xxl); }
+.app-header p { margin: 0; }
+.app-stream .wrap, .app-stream video { max-height: 45vh; }
+"""
+
+
+def build_ui(stream: Stream, title: str) -> gr.Blocks:
+    """Build this app's page for ``stream`` and make it the stream's UI (``stream.ui``).
+
+    The page shows the stream, its controls and its figures at once, under a header that links
+    the API docs. Its events are those fastrtc's own page sets up: the controls are sent to the
+    handler, the outputs shown, with the stream's concurrency and time limits. Build it before
+    the layer, which hooks into the page's component.
+    """
+    controls = list(stream.additional_input_components or [])
+    figures = list(stream.additional_output_components or [])
+    receive_only = stream.mode == "receive"
+    page = gr.Blocks(title=title, css=PAGE_CSS)
+    with page:
+        gr.HTML(_header(title), elem_classes=["app-header"])
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=3, min_width=320):
+                component = WebRTC(
+                    label="Stream",
+                    rtc_configuration=stream.rtc_configuration,
+                    track_constraints=stream.track_constraints,
+                    mode=stream.mode,
+                    modality=stream.modality,
+                    full_screen=False,
+                    elem_classes=["app-stream"],
+                )
+                start = gr.Button("Start Stream", variant="primary") if receive_only else None
+            with gr.Column(scale=2, min_width=280):
+                for control in controls:
+                    control.render()  # type: ignore[no-untyped-call]
+                with gr.Row():  # the numbers side by side, anything larger below them
+                    for figure in figures:
+                        if isinstance(figure, gr.Number):
+                            figure.render()  # type: ignore[no-untyped-call]
+                for figure in figures:
+                    if not isinstance(figure, gr.Number):
+                        figure.render()  # type: ignore[no-untyped-call]
+        component.stream(
+            fn=stream.event_handler,
+            # a page that only receives has no media of its own to send with the controls
+            inputs=controls if receive_only else [component, *controls],
+            outputs=[component],
+            trigger=start.click if start is not None else None,
+            time_limit=stream.time_limit,
+            concurrency_limit=stream.concurrency_limit,
+        )
+        if figures and stream.additional_outputs_handler is not None:
+            component.on_additional_outputs(
+                stream.additional_outputs_handler,
+                inputs=figures,
+                outputs=figures,
+                concurrency_limit=stream.concurrency_limit_gradio,
+            )
+    stream.ui = page
+    stream.webrtc_component = component
+    return page
+
+
+def _header(title: str) -> str:
+    return (
+        f"<h1>{html.escape(title)}</h1><p>{html.escape(DESCRIPTION)} "
+        f'<a href="{DOCS_PATH}">API docs</a></p>'
+    )
 
 
 PAGE_ROUTES: dict[str, re.Pattern[str]] = {
